@@ -1,0 +1,179 @@
+"""DiffusionLM: a Hugging Face Qwen2-architecture causal LM used as a masked diffusion LM.
+
+Three things turn an autoregressive checkpoint into a Dream-style diffusion LM:
+
+* attention is fully bidirectional; the only mask is padding ("both positions are real tokens");
+* position ids count real tokens (``cumsum(mask) - 1``), so left-padded rows get the same rotary
+  positions as unpadded ones;
+* the **shift**: the AR checkpoint's hidden state at ``i-1`` predicts token ``i``. :func:`shift_logits`
+  is the ONE place that realigns logits; training losses, RL log-probs and the sampler all read
+  ``DiffusionLM.forward(...)`` whose logit ``[:, i]`` is the prediction for token ``i``.
+
+The wrapped module stays an ordinary ``Qwen2ForCausalLM``: ``save_pretrained`` writes a plain HF
+folder (with ``mask_token_id`` and ``is_causal: false`` in its config) that ``from_pretrained`` reloads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DiffusionLM",
+    "MASK_TOKEN",
+    "shift_logits",
+    "position_ids_from_mask",
+    "bidirectional_attention_mask",
+]
+
+MASK_TOKEN = "<|mask|>"  # Dream / Dream-Coder's mask token (id 151666 in the Qwen2.5 vocabulary)
+
+
+def shift_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Realign AR-style logits so that ``out[:, i]`` predicts token ``i``.
+
+    ``out[:, i] = logits[:, i-1]`` for ``i >= 1``; position 0 (never a target: it is always prompt
+    or padding) keeps ``logits[:, 0]`` so the shape is unchanged. ``logits``: ``[B, N, V]``.
+    """
+    return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, N]`` 0/1 padding mask -> position ids counting real tokens; pad positions get 1 (as Dream)."""
+    pos = attention_mask.long().cumsum(-1) - 1
+    return pos.masked_fill(attention_mask == 0, 1)
+
+
+def bidirectional_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, N]`` padding mask -> boolean ``[B, 1, N, N]``: ``m_i and m_j``, plus each pad sees itself.
+
+    The diagonal on pad rows keeps softmax finite (a fully masked row would give NaN that could leak
+    into weighted losses as ``NaN * 0``); it does not change any real token's output.
+    """
+    m = attention_mask.bool()
+    full = m[:, None, :, None] & m[:, None, None, :]
+    eye = torch.eye(m.shape[1], dtype=torch.bool, device=m.device)
+    return full | eye
+
+
+class DiffusionLM(nn.Module):
+    """A bidirectional, shift-aligned view of a causal LM. ``forward`` returns aligned logits."""
+
+    def __init__(self, model: nn.Module, mask_token_id: int, tokenizer: Any = None):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.mask_token_id = int(mask_token_id)
+        cfg = model.config
+        vocab = model.get_input_embeddings().weight.shape[0]
+        if not 0 <= self.mask_token_id < vocab:
+            raise ValueError(f"mask_token_id={self.mask_token_id} is outside the embedding table (size {vocab})")
+        cfg.mask_token_id = self.mask_token_id
+        cfg.is_causal = False  # transformers then builds bidirectional masks for any other caller too
+        for module in model.modules():  # sdpa/flash kernels read the per-layer flag
+            if hasattr(module, "is_causal"):
+                module.is_causal = False
+        eos = cfg.eos_token_id[0] if isinstance(cfg.eos_token_id, list) else cfg.eos_token_id
+        self.eos_token_id: int | None = eos
+        self.pad_token_id: int | None = cfg.pad_token_id if cfg.pad_token_id is not None else eos
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_model: str | Path | nn.Module,
+        mask_token_id: int | None = None,
+        tokenizer: Any = None,
+        torch_dtype: torch.dtype | str | None = None,
+        **hf_kwargs: Any,
+    ) -> DiffusionLM:
+        """Load a Qwen2-architecture checkpoint folder (or wrap a loaded model) as a diffusion LM.
+
+        The mask token is taken from, in order: ``mask_token_id``; the checkpoint's
+        ``config.mask_token_id``; the tokenizer's ``<|mask|>``. When none exists, ``<|mask|>`` is added to
+        the tokenizer and the embeddings grow to hold it (requires a tokenizer).
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if isinstance(path_or_model, nn.Module):
+            model = path_or_model
+        else:
+            path = Path(path_or_model)
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"{str(path)!r} is not a Hugging Face checkpoint folder (no config.json)")
+            kw = dict(hf_kwargs)
+            if torch_dtype is not None:
+                kw["dtype"] = torch_dtype
+            model = AutoModelForCausalLM.from_pretrained(str(path), **kw)
+            if tokenizer is None and (path / "tokenizer_config.json").is_file():
+                tokenizer = AutoTokenizer.from_pretrained(str(path))
+        if mask_token_id is None:
+            mask_token_id = getattr(model.config, "mask_token_id", None)
+        if mask_token_id is None and tokenizer is not None:
+            tid = tokenizer.convert_tokens_to_ids(MASK_TOKEN)
+            if tid is not None and tid != tokenizer.unk_token_id:
+                mask_token_id = tid
+        if mask_token_id is None:
+            if tokenizer is None:
+                raise ValueError(
+                    "no mask token: pass mask_token_id=..., or a tokenizer so that <|mask|> can be added"
+                )
+            tokenizer.add_special_tokens({"additional_special_tokens": [MASK_TOKEN]})
+            mask_token_id = tokenizer.convert_tokens_to_ids(MASK_TOKEN)
+        vocab = model.get_input_embeddings().weight.shape[0]
+        if mask_token_id >= vocab:
+            model.resize_token_embeddings(mask_token_id + 1)
+        return cls(model, mask_token_id, tokenizer)
+
+    def save_pretrained(self, path: str | Path, **kwargs: Any) -> None:
+        """Write an ordinary HF folder (config with ``mask_token_id``; tokenizer when attached)."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(path), **kwargs)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(path))
+
+    # ------------------------------------------------------------------ forward
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Aligned logits ``[B, N, V]``: ``out[:, i]`` is the distribution of token ``i``.
+
+        ``attention_mask`` is a 0/1 padding mask ``[B, N]``; ``None`` (or all ones) means no padding
+        and no mask is materialised, as in the reference.
+        """
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None
+        if attention_mask is None:
+            mask4d = None
+        else:
+            mask4d = bidirectional_attention_mask(attention_mask)
+            if position_ids is None:
+                position_ids = position_ids_from_mask(attention_mask)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask={"full_attention": mask4d},
+            position_ids=position_ids,
+            use_cache=False,
+        )
+        return shift_logits(out.logits)
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
+        """Denoise a masked canvas after the prompt; see :func:`rlvr.diffusion.sampler.generate`."""
+        from rlvr.diffusion.sampler import generate
+
+        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)
