@@ -31,10 +31,18 @@ C = TypeVar("C", bound=Config)
 
 def _parse_value(text: str) -> Any:
     """Parse an override value the way YAML would (``3`` -> int, ``[1,2]`` -> list, ``null`` -> None)."""
+    if text == "":
+        return ""
     try:
-        return yaml.safe_load(text) if text != "" else ""
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string; users mean a number
+            return float(value) if value.strip().lower() not in {"nan", "inf", "-inf"} else value
+        except ValueError:
+            return value
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
