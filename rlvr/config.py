@@ -74,6 +74,8 @@ def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"unknown config key {key!r}")
+        elif not key:  # a cross-field check on the whole config: its message names the keys
+            lines.append(str(e["msg"]).removeprefix("Value error, "))
         elif e["type"] == "missing":
             lines.append(f"missing required config key {key!r}")
         else:

@@ -1,0 +1,130 @@
+"""GRPO config. Defaults follow Dream-Coder-Instruct's RL recipe (diffusion-anchors section 6) unless a
+comment says otherwise; the tiny CPU config and the 7B config differ only in numbers and paths."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from rlvr.config import Config
+
+
+class ModelCfg(Config):
+    path: str = "runs/tiny/sft"  # an HF folder written by `rlvr sft` (or any DiffusionLM checkpoint)
+    dtype: Literal["float32", "bfloat16"] = "float32"  # bf16 on GPU; CPU tiny runs stay fp32
+
+
+class DataCfg(Config):
+    train: str = "runs/tiny/data/rl_train.jsonl"  # prompt rows in the rlvr.data schema
+    heldout: str | None = "runs/tiny/data/rl_heldout.jsonl"
+    prompts_per_step: int = Field(96, ge=1)  # Dream-Coder: 96 prompts x 16 samples per step
+    max_prompt_length: int = Field(512, ge=1)  # longer prompts are dropped (and counted), as in the recipe
+    shuffle_seed: int = 0
+
+
+class SamplerCfg(Config):
+    """Rollout sampler settings (passed to DiffusionLM.generate)."""
+
+    max_new_tokens: int = Field(768, ge=1)
+    steps: int = Field(768, ge=1)  # 1 token per step, as Dream-Coder's rollouts
+    alg: str = "entropy"
+    temperature: float = Field(1.0, ge=0)  # high temperature diversifies tokens AND decoding order
+    top_p: float | None = 0.95
+    top_k: int | None = None
+    alg_temp: float | None = None
+    block_length: int | None = None
+    threshold: float | None = None  # parallel decoding: safer off during RL (d1's experience)
+    eos_penalty: float = 0.0
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        out = self.model_dump(exclude={"eos_penalty"})
+        return {k: v for k, v in out.items() if v is not None}
+
+
+class RolloutCfg(Config):
+    engine: Literal["diffusion", "vllm"] = "diffusion"  # vllm: autoregressive baselines only
+    num_workers: int = Field(1, ge=1)
+    n: int = Field(16, ge=2)  # group size G; GRPO needs at least two samples per prompt
+    micro_batch_size: int = Field(16, ge=1)  # rows per generate() call inside a worker
+    sampler: SamplerCfg = SamplerCfg()
+    num_cpus_per_worker: float = 1.0
+    num_gpus_per_worker: float = 0.0
+    max_restarts: int = 2  # a dead worker is restarted by Ray and its share re-issued
+
+
+class RewardCfg(Config):
+    verifier: str = "code_tests"
+    verifier_kwargs: dict[str, Any] = {"mode": "binary"}
+    sandbox_urls: list[str] = []  # empty: start a local sandbox server for the run
+    deadline_s: float = Field(120.0, gt=0)  # a sample whose verification overruns gets reward 0
+    overlong_penalty: float = 0.0  # DAPO soft overlong shaping; 0 = off (Dream-Coder used none)
+    overlong_buffer: int = 0
+
+
+class AlgoCfg(Config):
+    advantage: str = "grpo"  # registry name: grpo | rloo
+    norm_adv_by_std: bool = True
+    clip_low: float = 0.2
+    clip_high: float = 0.28  # clip-higher (DAPO)
+    kl_coef: float = 0.0  # no KL ...
+    entropy_coef: float = 0.0  # ... and no entropy bonus, as in Dream-Coder
+    ppo_epochs: int = Field(2, ge=1)
+    mini_batches: int = Field(1, ge=1)  # optimiser steps per PPO epoch (Dream-Coder: 1)
+    logprob_estimator: str = "coupled"  # registry name: coupled | diffucoder
+    shared_masks: bool = False  # Dream-Coder tiles one (t, u) over all rows; per-row masks are our default
+    weighting: Literal["cart", "inverse_t", "none"] = "cart"
+    cart_p: float = Field(0.1, gt=0, lt=1)
+    include_eos_in_loss: bool = False  # Dream-Coder drops pad=eos from the loss (no_loss_on_pad)
+    zero_advantage: Literal["substitute", "refill", "none"] = "substitute"
+
+
+class LearnerCfg(Config):
+    num_ranks: int = Field(1, ge=1)
+    zero_stage: int = Field(2, ge=0, le=3)
+    lr: float = Field(5e-7, gt=0)  # constant, no warmup
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    micro_batch_size: int = Field(16, ge=1)
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    num_cpus_per_rank: float = 1.0
+    num_gpus_per_rank: float = 0.0
+
+
+class TrainerCfg(Config):
+    out_dir: str = "runs/grpo"
+    total_steps: int = Field(50, ge=1)
+    save_every: int = Field(10, ge=1)
+    eval_every: int = 0  # 0: evaluate only before and after training
+    eval_samples: int = 1  # samples per held-out prompt for pass@1
+    eval_temperature: float = 0.1
+    seed: int = 0
+    resume: bool = True  # continue from out_dir/checkpoints/latest when present
+    placement: Literal["separate", "colocate"] = "separate"
+    off_policy_overlap: bool = False  # generate step k+1 while training on step k
+    wandb_project: str | None = None  # None: no wandb; set to log (offline unless WANDB_MODE says otherwise)
+    ray_address: str | None = None  # None: start a local Ray cluster
+    ray_num_cpus: int | None = None
+    ray_object_store_mb: int = 512
+
+
+class GRPOConfig(Config):
+    model: ModelCfg = ModelCfg()
+    data: DataCfg = DataCfg()
+    rollout: RolloutCfg = RolloutCfg()
+    reward: RewardCfg = RewardCfg()
+    algo: AlgoCfg = AlgoCfg()
+    learner: LearnerCfg = LearnerCfg()
+    trainer: TrainerCfg = TrainerCfg()
+
+    @model_validator(mode="after")
+    def _check(self) -> GRPOConfig:
+        rows = self.data.prompts_per_step * self.rollout.n
+        if rows % (self.learner.num_ranks * self.algo.mini_batches):
+            raise ValueError(
+                f"data.prompts_per_step * rollout.n = {rows} rows must divide evenly over "
+                f"learner.num_ranks * algo.mini_batches = {self.learner.num_ranks * self.algo.mini_batches}"
+            )
+        return self
