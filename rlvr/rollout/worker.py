@@ -1,0 +1,99 @@
+"""RolloutWorker: holds a copy of the policy and runs the diffusion sampler on its share of prompts.
+
+It is a plain class (unit-testable without Ray); the controller wraps it with ``ray.remote``. Each row
+gets its own seed, so a rollout is reproducible whatever else shares its batch or worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import torch
+
+from rlvr.batch import RolloutBatch, pad_left
+
+__all__ = ["RolloutWorker"]
+
+
+class RolloutWorker:
+    def __init__(
+        self,
+        model_path: str,
+        sampler: dict[str, Any],
+        eos_penalty: float = 0.0,
+        dtype: str = "float32",
+        device: str | None = None,
+        num_threads: int | None = None,
+    ):
+        from rlvr.diffusion import DiffusionLM
+
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = DiffusionLM.from_pretrained(model_path, torch_dtype=getattr(torch, dtype)).to(self.device)
+        self.model.eval()
+        self.sampler = dict(sampler)
+        self.processors = []
+        if eos_penalty:
+            from rlvr.diffusion.sampler import EosPenalty
+
+            ids = {self.model.eos_token_id, self.model.pad_token_id} - {None}
+            self.processors.append(EosPenalty(sorted(ids), additive=eos_penalty))
+        self.version = 0
+
+    # ---------------------------------------------------------------- control
+    def ping(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "version": self.version, "device": str(self.device)}
+
+    def update_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:
+        """Load the learner's weights (full, unsharded tensors) and record their version."""
+        missing, unexpected = self.model.model.load_state_dict(state_dict, strict=False)
+        real_missing = [k for k in missing if not k.endswith("lm_head.weight")]
+        if real_missing or unexpected:
+            raise RuntimeError(f"weight sync mismatch: missing={real_missing[:5]} unexpected={unexpected[:5]}")
+        self.version = int(version)
+        return self.version
+
+    # ---------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: list[list[int]],
+        groups: list[int],
+        seeds: list[int],
+        micro_batch_size: int = 16,
+    ) -> RolloutBatch:
+        """Sample one canvas per prompt row (rows of the same group are repeated by the caller)."""
+        if not (len(prompts) == len(groups) == len(seeds)):
+            raise ValueError("prompts, groups and seeds must have the same length")
+        start = time.perf_counter()
+        pad_id = self.model.pad_token_id
+        prompt_ids, prompt_mask = pad_left(prompts, pad_id)
+        responses, steps = [], []
+        for lo in range(0, len(prompts), micro_batch_size):
+            hi = lo + micro_batch_size
+            ids, mask = prompt_ids[lo:hi], prompt_mask[lo:hi]
+            keep = int(mask.sum(0).nonzero()[0]) if mask.any() else 0  # drop all-pad columns of this chunk
+            out = self.model.generate(
+                ids[:, keep:].to(self.device),
+                attention_mask=mask[:, keep:].to(self.device),
+                seeds=list(seeds[lo:hi]),
+                logits_processors=self.processors,
+                output_history=True,
+                **self.sampler,
+            )
+            width = ids.shape[1] - keep
+            responses.append(out.sequences[:, width:].cpu())
+            steps.append(out.history.decode_step.cpu())
+        return RolloutBatch(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            response_ids=torch.cat(responses),
+            group=torch.tensor(groups, dtype=torch.long),
+            seeds=torch.tensor(seeds, dtype=torch.long),
+            decode_step=torch.cat(steps),
+            version=self.version,
+            gen_seconds=time.perf_counter() - start,
+        )
