@@ -94,7 +94,9 @@ def q_sample(
     if maskable is None:
         maskable = torch.ones_like(input_ids, dtype=torch.bool)
     if maskable.shape != input_ids.shape:
-        raise ValueError(f"maskable shape {tuple(maskable.shape)} != input_ids shape {tuple(input_ids.shape)}")
+        raise ValueError(
+            f"maskable shape {tuple(maskable.shape)} != input_ids shape {tuple(input_ids.shape)}"
+        )
     maskable = maskable.bool()
     if not 0.0 <= t_min <= t_max <= 1.0:
         raise ValueError(f"need 0 <= t_min <= t_max <= 1, got t_min={t_min}, t_max={t_max}")
@@ -107,7 +109,9 @@ def q_sample(
 
     if t_mask is not None:
         if t_mask.shape != input_ids.shape:
-            raise ValueError(f"t_mask shape {tuple(t_mask.shape)} != input_ids shape {tuple(input_ids.shape)}")
+            raise ValueError(
+                f"t_mask shape {tuple(t_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
+            )
         masked = t_mask.bool() & maskable
         if t is None:
             t = masked.sum(-1).float() / maskable.sum(-1).clamp_min(1).float()

@@ -38,7 +38,9 @@ def test_q_sample_reproduces_documented_draw_order():
     ids = torch.arange(2 * 12).view(2, 12) % 50 + 2
     maskable = torch.zeros(2, 12, dtype=torch.bool)
     maskable[:, 4:] = True
-    noisy, masked, t = q_sample(ids, MASK, maskable, t_min=0.2, t_max=0.8, generator=torch.Generator().manual_seed(7))
+    noisy, masked, t = q_sample(
+        ids, MASK, maskable, t_min=0.2, t_max=0.8, generator=torch.Generator().manual_seed(7)
+    )
     g = torch.Generator().manual_seed(7)
     t_ref = 0.2 + 0.6 * torch.rand(2, generator=g)
     u_ref = torch.rand(2, 12, generator=g)
@@ -47,7 +49,9 @@ def test_q_sample_reproduces_documented_draw_order():
     assert torch.equal(noisy, torch.where(masked, torch.full_like(ids, MASK), ids))
     assert not masked[:, :4].any()  # the prompt is never masked
     # same seed, same result
-    noisy2, masked2, t2 = q_sample(ids, MASK, maskable, t_min=0.2, t_max=0.8, generator=torch.Generator().manual_seed(7))
+    noisy2, masked2, t2 = q_sample(
+        ids, MASK, maskable, t_min=0.2, t_max=0.8, generator=torch.Generator().manual_seed(7)
+    )
     assert torch.equal(noisy, noisy2) and torch.equal(masked2, masked) and torch.equal(t2, t)
 
 
@@ -203,7 +207,9 @@ def test_diffusion_loss_normalisations_hand_computed():
 
 def test_diffusion_loss_no_masked_positions_is_differentiable_zero():
     logits = torch.randn(1, 3, 4, requires_grad=True)
-    loss, m = diffusion_loss(logits, torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 3, dtype=torch.bool), torch.ones(1, 3))
+    loss, m = diffusion_loss(
+        logits, torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 3, dtype=torch.bool), torch.ones(1, 3)
+    )
     assert loss.item() == 0.0 and m["num_scored"] == 0
     loss.backward()
     assert torch.equal(logits.grad, torch.zeros_like(logits))
@@ -211,7 +217,13 @@ def test_diffusion_loss_no_masked_positions_is_differentiable_zero():
 
 def test_diffusion_loss_bad_normalize_named():
     with pytest.raises(ValueError, match="unknown normalize='mean'"):
-        diffusion_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 2), normalize="mean")
+        diffusion_loss(
+            torch.zeros(1, 2, 3),
+            torch.zeros(1, 2, dtype=torch.long),
+            torch.ones(1, 2, dtype=torch.bool),
+            torch.ones(1, 2),
+            normalize="mean",
+        )
 
 
 def test_end_to_end_with_tiny_model(tiny_dlm):
