@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "q_sample",
+    "uniform",
     "trailing_run",
     "TIME_WEIGHTS",
     "time_weights",
@@ -42,8 +43,9 @@ __all__ = [
 T_FLOOR = 1e-6
 
 
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Uniform [0, 1) draws made on the generator's device (so a CPU generator seeds CUDA tensors too)."""
+def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Uniform [0, 1) draws made on the generator's device, then moved to ``device``, so one CPU
+    generator gives the same draws whatever device the data lives on."""
     gen_device = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=gen_device).to(device)
 
@@ -117,8 +119,8 @@ def q_sample(
             t = masked.sum(-1).float() / maskable.sum(-1).clamp_min(1).float()
     else:
         if t is None:
-            t = t_min + (t_max - t_min) * _rand((b,), generator, device)
-        u = _rand((b, n), generator, device)
+            t = t_min + (t_max - t_min) * uniform((b,), generator, device)
+        u = uniform((b, n), generator, device)
         masked = (u < t[:, None]) & maskable
 
     if eos_token_id is not None:

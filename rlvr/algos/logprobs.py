@@ -1,0 +1,336 @@
+"""Per-token log-probabilities of a diffusion LM's completions, from masked copies of the sequence.
+
+A diffusion LM has no tractable sequence likelihood; RL uses per-token conditionals
+``log p(y_i | x_t)`` read from partially masked copies ``x_t`` of ``[prompt | response]``. The masks
+are drawn ONCE per PPO epoch, before the old-log-prob pass, and kept in a :class:`MaskedCopies`, so
+the old and the new policy score every token under identical inputs and the ratio is well defined.
+
+Estimators (registry :data:`LOGPROB_ESTIMATORS`):
+
+* ``coupled`` (Dream-Coder, default): a complementary pair ``u < t`` / ``u >= t`` over the response
+  canvas; every canvas token is masked, hence scored, in exactly one of the two copies.
+* ``diffucoder`` (DiffuCoder coupled-GRPO): a fully masked copy plus the pair;
+  ``logp_i = (logp0_i + [logp1_i / t if i in copy 1 else logp2_i / (1 - t)]) / 2``.
+* ``full_mask`` (d1-style one-step estimate): one copy with the whole response masked.
+
+Layout: ``input_ids [B, L]`` is ``[left-padded prompt | response canvas]`` with the canvas in the last
+``R`` columns; all response-side tensors are ``[B, R]``. Copies are stacked copy-major: rows
+``k*B:(k+1)*B`` are copy ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch
+
+from rlvr.algos.registry import Registry
+from rlvr.diffusion.noise import q_sample, uniform, weights_for
+
+__all__ = [
+    "token_logprobs",
+    "token_entropy",
+    "coupled_masks",
+    "MaskedCopies",
+    "LogprobEstimator",
+    "LOGPROB_ESTIMATORS",
+    "build_masked_copies",
+    "estimate_logprobs",
+]
+
+
+def token_logprobs(
+    aligned_logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """``log softmax(logits / temperature)[target]`` per position, float32, shape of ``targets``.
+
+    ``aligned_logits[..., i, :]`` must already predict ``targets[..., i]`` (``DiffusionLM.forward``
+    output). Dividing by the rollout temperature scores tokens under the distribution they were
+    sampled from (as Dream-Coder does)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to score tokens, got {temperature}")
+    if aligned_logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"logits {tuple(aligned_logits.shape)} do not align with targets {tuple(targets.shape)}"
+        )
+    logits = aligned_logits.float() / temperature
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def token_entropy(aligned_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Entropy of ``softmax(logits / temperature)`` per position, float32."""
+    logp = torch.log_softmax(aligned_logits.float() / temperature, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def coupled_masks(
+    response_mask: torch.Tensor,
+    generator: torch.Generator | None,
+    shared_across_rows: bool = False,
+    t_min: float = 0.0,
+    t_max: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Complementary mask pair over the maskable response positions.
+
+    Draws ``t ~ U(t_min, t_max)`` then ``u ~ U(0, 1)`` per position (in that order, from
+    ``generator``); ``mask_a = (u < t) & response_mask``, ``mask_b = (u >= t) & response_mask``. Every
+    position of ``response_mask`` is in exactly one of the two. ``t [B]`` is the mask ratio of
+    ``mask_a`` (``mask_b``'s is ``1 - t``).
+
+    ``shared_across_rows=True`` draws ONE ``t`` and ONE ``u [R]`` and tiles them over all rows, as
+    Dream-Coder does per data-parallel worker (all rows masked at the same columns); ``False`` draws
+    per row (independent masks, lower-variance gradients, our default).
+    """
+    if response_mask.dim() != 2:
+        raise ValueError(f"response_mask must be [B, R], got shape {tuple(response_mask.shape)}")
+    if not 0.0 <= t_min <= t_max <= 1.0:
+        raise ValueError(f"need 0 <= t_min <= t_max <= 1, got t_min={t_min}, t_max={t_max}")
+    b, r = response_mask.shape
+    dev = response_mask.device
+    rows = 1 if shared_across_rows else b
+    t = t_min + (t_max - t_min) * uniform((rows,), generator, dev)
+    u = uniform((rows, r), generator, dev)
+    t, u = t.expand(b), u.expand(b, r)
+    below = u < t[:, None]
+    resp = response_mask.bool()
+    return below & resp, ~below & resp, t.contiguous()
+
+
+@dataclass
+class MaskedCopies:
+    """The noisy inputs of one PPO epoch: ``K`` copies of each of ``B`` rows, stacked copy-major.
+
+    Built once per epoch by :func:`build_masked_copies` BEFORE the old-log-prob pass and reused, unchanged,
+    for the new-policy passes, so old and new log-probs see identical inputs.
+    """
+
+    estimator: str
+    num_copies: int  # K
+    input_ids: torch.Tensor  # [K*B, L] long: prompt | canvas with this copy's positions masked
+    attention_mask: torch.Tensor | None  # [K*B, L] or None (no padding)
+    targets: torch.Tensor  # [K*B, R] long: the clean response tokens
+    scored: torch.Tensor  # [K*B, R] bool: response positions masked (hence predicted) in this copy
+    t: torch.Tensor  # [K*B] float: this copy's mask ratio (t, 1 - t, 1 for a fully masked copy)
+    weights: (
+        torch.Tensor
+    )  # [K*B, R] float: per-token loss weight in this copy; 0 unless scored & in loss_mask
+    loss_mask: torch.Tensor  # [B, R] bool: tokens that enter the loss
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return self.loss_mask.shape[0]
+
+    @property
+    def response_length(self) -> int:
+        return self.loss_mask.shape[1]
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> MaskedCopies:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in out.items()}
+        return replace(self, **out)
+
+
+class LogprobEstimator:
+    """How to build the masked copies of an epoch and how to turn their per-copy token log-probs
+    into one log-prob and one loss weight per response token.
+
+    ``separable``: every token is scored by exactly one copy, so the loss may also be computed copy
+    row by copy row (``policy_loss(copy_logp, old_copy_logp, adv.repeat(K), copies.weights)`` with a
+    shared denominator) instead of after :meth:`combine`; that lets a learner micro-batch copies freely.
+    """
+
+    name = ""
+    num_copies = 0
+    separable = True
+    default_t_range = (0.0, 1.0)
+
+    def draw(
+        self, canvas: torch.Tensor, generator, shared_across_rows: bool, t_min: float, t_max: float
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per copy: the masked canvas positions ``[B, R]`` and the mask ratio ``[B]``."""
+        raise NotImplementedError
+
+    def copy_weights(self, weighting, masks, ts, canvas, loss_mask, cart_p) -> list[torch.Tensor]:
+        """Per copy ``[B, R]`` loss weights (zero outside that copy's masked loss tokens)."""
+        return [
+            weights_for(weighting, t, m, cart_p, canvas) * loss_mask for m, t in zip(masks, ts, strict=True)
+        ]
+
+    def combine(self, copies: MaskedCopies, copy_logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``copy_logp [K*B, R]`` -> ``(logp [B, R], weights [B, R])``; both 0 outside the loss mask."""
+        k, b, r = self.num_copies, copies.batch_size, copies.response_length
+        scored = copies.scored.view(k, b, r)
+        lp = (copy_logp * scored).view(k, b, r).sum(0)  # each token is scored by exactly one copy
+        w = copies.weights.view(k, b, r).sum(0)
+        return lp * copies.loss_mask, w
+
+
+LOGPROB_ESTIMATORS: Registry[LogprobEstimator] = Registry("log-prob estimator")
+
+
+@LOGPROB_ESTIMATORS.register("coupled")
+class CoupledEstimator(LogprobEstimator):
+    """Dream-Coder: copies ``u < t`` and ``u >= t`` (ratios ``t`` and ``1 - t``). With ``weighting``
+    ``cart`` a token's weight is its CART weight in the copy that masked it (context: the canvas);
+    with ``inverse_t`` it is ``1/t`` resp. ``1/(1-t)``."""
+
+    name = "coupled"
+    num_copies = 2
+
+    def draw(self, canvas, generator, shared_across_rows, t_min, t_max):
+        a, b, t = coupled_masks(canvas, generator, shared_across_rows, t_min, t_max)
+        return [a, b], [t, 1.0 - t]
+
+
+@LOGPROB_ESTIMATORS.register("full_mask")
+class FullMaskEstimator(LogprobEstimator):
+    """d1-style one-step estimate: one copy with the whole canvas masked (``t = 1``). No clean context
+    is left, so CART would give every token weight 0: the loss weights are the plain loss mask."""
+
+    name = "full_mask"
+    num_copies = 1
+
+    def draw(self, canvas, generator, shared_across_rows, t_min, t_max):
+        return [canvas.bool().clone()], [torch.ones(canvas.shape[0], device=canvas.device)]
+
+    def copy_weights(self, weighting, masks, ts, canvas, loss_mask, cart_p):
+        return [loss_mask.float() * masks[0]]
+
+
+@LOGPROB_ESTIMATORS.register("diffucoder")
+class DiffuCoderEstimator(LogprobEstimator):
+    """DiffuCoder coupled-GRPO: copy 0 fully masked (weight 1), copies 1/2 the complementary pair with
+    ``t ~ U(0.2, 0.8)`` (weights ``1/t``, ``1/(1-t)``), combined as
+    ``logp_i = (logp0_i + w_k * logpk_i) / 2`` with ``k`` the pair copy that masked ``i``.
+
+    The per-copy weights live inside the log-prob (DiffuCoder's heuristic), so the loss weights are
+    the plain loss mask whatever ``weighting`` says (token mean, as DiffuCoder). Not separable: a
+    token needs copy 0 and one pair copy together.
+    """
+
+    name = "diffucoder"
+    num_copies = 3
+    separable = False
+    default_t_range = (0.2, 0.8)
+
+    def draw(self, canvas, generator, shared_across_rows, t_min, t_max):
+        a, b, t = coupled_masks(canvas, generator, shared_across_rows, t_min, t_max)
+        return [canvas.bool().clone(), a, b], [torch.ones_like(t), t, 1.0 - t]
+
+    def copy_weights(self, weighting, masks, ts, canvas, loss_mask, cart_p):
+        lm = loss_mask.float()
+        return [lm * m for m in masks]
+
+    def combine(self, copies, copy_logp):
+        b, r = copies.batch_size, copies.response_length
+        lp = copy_logp.view(3, b, r)
+        scored = copies.scored.view(3, b, r)
+        t = copies.t.view(3, b)[1][:, None].clamp(1e-6, 1 - 1e-6)
+        pair = torch.where(scored[1], lp[1] / t, lp[2] / (1.0 - t))
+        out = 0.5 * (lp[0] + pair)
+        return out * copies.loss_mask, copies.loss_mask.float()
+
+
+def build_masked_copies(
+    estimator: str,
+    input_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+    mask_token_id: int,
+    generator: torch.Generator | None,
+    attention_mask: torch.Tensor | None = None,
+    canvas_mask: torch.Tensor | None = None,
+    shared_across_rows: bool = False,
+    weighting: str = "cart",
+    cart_p: float = 0.1,
+    t_min: float | None = None,
+    t_max: float | None = None,
+) -> MaskedCopies:
+    """Draw one PPO epoch's masked copies of ``input_ids [B, L]`` (response canvas = last ``R`` columns).
+
+    Args:
+        estimator: a :data:`LOGPROB_ESTIMATORS` name (``coupled``, ``diffucoder``, ``full_mask``).
+        response_mask: ``[B, R]`` bool, the response tokens that enter the loss (e.g.
+            :func:`rlvr.algos.response_loss_mask`).
+        canvas_mask: ``[B, R]`` bool, the positions that may be masked; default: the whole canvas,
+            trailing EOS/pads included, as Dream-Coder (masking them keeps the response length hidden,
+            like at generation time). The prompt is never masked.
+        shared_across_rows: one mask pattern for all rows (Dream-Coder) instead of one per row.
+        weighting: per-token loss weight, ``cart`` (context: the canvas, so the prompt gives no weight,
+            Dream-Coder RL), ``inverse_t``, ``linear`` or ``none``.
+        t_min, t_max: range of the pair's ``t``; default per estimator (``coupled``: 0-1, ``diffucoder``:
+            0.2-0.8).
+    """
+    est = LOGPROB_ESTIMATORS.get(estimator)
+    b, seq = input_ids.shape
+    if response_mask.dim() != 2 or response_mask.shape[0] != b or response_mask.shape[1] > seq:
+        raise ValueError(
+            f"response_mask must be [B, R] with B={b}, R <= {seq}; got {tuple(response_mask.shape)}"
+        )
+    r = response_mask.shape[1]
+    loss_mask = response_mask.bool()
+    canvas = torch.ones_like(loss_mask) if canvas_mask is None else canvas_mask.bool()
+    if canvas.shape != loss_mask.shape:
+        raise ValueError(
+            f"canvas_mask shape {tuple(canvas.shape)} != response_mask shape {tuple(loss_mask.shape)}"
+        )
+    if (loss_mask & ~canvas).any():
+        raise ValueError(
+            "response_mask marks positions outside canvas_mask; those tokens could never be scored"
+        )
+    lo, hi = est.default_t_range
+    masks, ts = est.draw(
+        canvas, generator, shared_across_rows, lo if t_min is None else t_min, hi if t_max is None else t_max
+    )
+    weights = est.copy_weights(weighting, masks, ts, canvas, loss_mask, cart_p)
+
+    prompt_cols = torch.zeros(b, seq - r, dtype=torch.bool, device=input_ids.device)
+    full_canvas = torch.cat([prompt_cols, canvas], dim=1)
+    noisy = []
+    for m in masks:
+        x, _, _ = q_sample(input_ids, mask_token_id, full_canvas, t_mask=torch.cat([prompt_cols, m], dim=1))
+        noisy.append(x)
+    k = est.num_copies
+    return MaskedCopies(
+        estimator=est.name,
+        num_copies=k,
+        input_ids=torch.cat(noisy),
+        attention_mask=None if attention_mask is None else attention_mask.repeat(k, 1),
+        targets=input_ids[:, seq - r :].repeat(k, 1),
+        scored=torch.cat(masks),
+        t=torch.cat([t.float() for t in ts]),
+        weights=torch.cat(weights).float(),
+        loss_mask=loss_mask,
+        meta={"shared_across_rows": shared_across_rows, "weighting": weighting, "cart_p": cart_p},
+    )
+
+
+def estimate_logprobs(
+    forward: Callable[..., torch.Tensor],
+    copies: MaskedCopies,
+    temperature: float = 1.0,
+    micro_batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run ``forward(input_ids, attention_mask)`` (aligned logits, e.g. a ``DiffusionLM``) over the
+    copies and combine them with the copies' estimator.
+
+    Returns ``(logp [B, R], weights [B, R], copy_logp [K*B, R])``; gradients flow when ``forward``
+    is called outside ``torch.no_grad``. Only the last ``R`` logit columns are kept per micro-batch.
+    """
+    n = len(copies)
+    step = micro_batch_size or n
+    r = copies.response_length
+    parts = []
+    for s in range(0, n, step):
+        am = None if copies.attention_mask is None else copies.attention_mask[s : s + step]
+        logits = forward(copies.input_ids[s : s + step], am)[:, -r:]
+        parts.append(token_logprobs(logits, copies.targets[s : s + step], temperature))
+    copy_logp = torch.cat(parts)
+    logp, weights = LOGPROB_ESTIMATORS.get(copies.estimator).combine(copies, copy_logp)
+    return logp, weights, copy_logp
