@@ -1,1 +1,34 @@
-"""rewards."""
+"""Reward verifiers: the protocol, the failure-isolating runner and a registry by name.
+
+    from rewards import Sample, get, score_sync
+    verifier = get("code_tests", urls=["http://127.0.0.1:8900"], mode="pass_rate")
+    results = score_sync(verifier, [Sample(row, completion)], deadline_s=60)
+"""
+
+from rewards.base import (
+    FunctionVerifier,
+    OverlongPolicy,
+    RewardResult,
+    Sample,
+    Verifier,
+    as_verifier,
+    score,
+    score_sync,
+)
+from rewards.extract import extract_code
+from rewards.registry import get, names, register
+
+__all__ = [
+    "FunctionVerifier",
+    "OverlongPolicy",
+    "RewardResult",
+    "Sample",
+    "Verifier",
+    "as_verifier",
+    "extract_code",
+    "get",
+    "names",
+    "register",
+    "score",
+    "score_sync",
+]

@@ -69,6 +69,8 @@ def _register_subapps() -> None:
         ("rlvr.diffusion.cli", "viz"),
         ("rlvr.world.cli", "world"),
         ("sandbox.cli", "sandbox"),
+        ("rlvr.data.cli", "data"),
+        ("rlvr.eval.cli", "eval"),
     ]:
         try:
             sub = importlib.import_module(module)

@@ -1,0 +1,1 @@
+"""Verifiable-prompt datasets: schema, validation, curation, importers (see SCHEMA.md)."""

@@ -1,0 +1,52 @@
+"""``rlvr eval run``: pass@k of a model (diffusion or autoregressive) on a dataset, via the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="pass@k evaluation through the sandbox.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. model.path=runs/sft n=10 ks=[1,5]")] = None,
+) -> None:
+    """Sample n completions per problem, score them in the sandbox, write problems.jsonl, summary.json, passk.png."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rlvr.cli import fail
+    from rlvr.config import ConfigError, load_config
+    from rlvr.eval.harness import EvalConfig, run_eval
+
+    try:
+        cfg = load_config(EvalConfig, config, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(stderr=True)) as prog:
+
+            def task(name: str, total: int):
+                tid = prog.add_task(name, total=total)
+                return type("Task", (), {"advance": lambda self, k=1: prog.advance(tid, k)})()
+
+            summary = run_eval(cfg, progress=task)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    table = Table(title=f"{summary['dataset']} | {summary['model']} | n={summary['n']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("problems", str(summary["problems"]))
+    for k in cfg.ks:
+        table.add_row(f"pass@{k}", f"{summary[f'pass@{k}']:.4f}")
+    for reason, count in summary["outcomes"].items():
+        table.add_row(f"samples: {reason}", str(count))
+    console.print(table)
+    console.print(f"wrote {cfg.out_dir}/problems.jsonl, summary.json, passk.png", highlight=False)
