@@ -166,8 +166,9 @@ class LogprobEstimator:
     def combine(self, copies: MaskedCopies, copy_logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``copy_logp [K*B, R]`` -> ``(logp [B, R], weights [B, R])``; both 0 outside the loss mask."""
         k, b, r = self.num_copies, copies.batch_size, copies.response_length
-        scored = copies.scored.view(k, b, r)
-        lp = (copy_logp * scored).view(k, b, r).sum(0)  # each token is scored by exactly one copy
+        if copy_logp.shape != (k * b, r):
+            raise ValueError(f"copy_logp must be [K*B, R] = [{k * b}, {r}], got {tuple(copy_logp.shape)}")
+        lp = (copy_logp * copies.scored).view(k, b, r).sum(0)  # each token is scored by exactly one copy
         w = copies.weights.view(k, b, r).sum(0)
         return lp * copies.loss_mask, w
 
@@ -175,7 +176,6 @@ class LogprobEstimator:
 LOGPROB_ESTIMATORS: Registry[LogprobEstimator] = Registry("log-prob estimator")
 
 
-@LOGPROB_ESTIMATORS.register("coupled")
 class CoupledEstimator(LogprobEstimator):
     """Dream-Coder: copies ``u < t`` and ``u >= t`` (ratios ``t`` and ``1 - t``). With ``weighting``
     ``cart`` a token's weight is its CART weight in the copy that masked it (context: the canvas);
@@ -189,7 +189,6 @@ class CoupledEstimator(LogprobEstimator):
         return [a, b], [t, 1.0 - t]
 
 
-@LOGPROB_ESTIMATORS.register("full_mask")
 class FullMaskEstimator(LogprobEstimator):
     """d1-style one-step estimate: one copy with the whole canvas masked (``t = 1``). No clean context
     is left, so CART would give every token weight 0: the loss weights are the plain loss mask."""
@@ -204,7 +203,6 @@ class FullMaskEstimator(LogprobEstimator):
         return [loss_mask.float() * masks[0]]
 
 
-@LOGPROB_ESTIMATORS.register("diffucoder")
 class DiffuCoderEstimator(LogprobEstimator):
     """DiffuCoder coupled-GRPO: copy 0 fully masked (weight 1), copies 1/2 the complementary pair with
     ``t ~ U(0.2, 0.8)`` (weights ``1/t``, ``1/(1-t)``), combined as
@@ -230,12 +228,18 @@ class DiffuCoderEstimator(LogprobEstimator):
 
     def combine(self, copies, copy_logp):
         b, r = copies.batch_size, copies.response_length
+        if copy_logp.shape != (3 * b, r):
+            raise ValueError(f"copy_logp must be [3*B, R] = [{3 * b}, {r}], got {tuple(copy_logp.shape)}")
         lp = copy_logp.view(3, b, r)
         scored = copies.scored.view(3, b, r)
         t = copies.t.view(3, b)[1][:, None].clamp(1e-6, 1 - 1e-6)
         pair = torch.where(scored[1], lp[1] / t, lp[2] / (1.0 - t))
         out = 0.5 * (lp[0] + pair)
         return out * copies.loss_mask, copies.loss_mask.float()
+
+
+for _est in (CoupledEstimator(), FullMaskEstimator(), DiffuCoderEstimator()):
+    LOGPROB_ESTIMATORS.register(_est.name)(_est)
 
 
 def build_masked_copies(
