@@ -1,0 +1,496 @@
+"""A pool of warm, hardened containers, each running our job runner (sandbox/runner.py) as PID 1.
+
+The host talks to each runner over the container's attached stdin/stdout (one JSON line per frame),
+so a job costs no ``docker exec``. Each container runs one job at a time; the pool size is the
+admission limit (about one running test per core). Containers are labelled, recycled after
+``jobs_per_container`` jobs or any anomaly, reaped by label at start and at close, and created with
+``StdinOnce`` so that if this process dies, the runner sees EOF, exits, and Docker removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox.candidate import json_to_tagged
+from sandbox.languages import get_language
+from sandbox.schema import ExecuteRequest
+from sandbox.verdict import Status, classify, decode_output, overall_status
+
+log = logging.getLogger("sandbox.pool")
+
+LABEL = "rlvr.sandbox"
+LABEL_POOL = "rlvr.sandbox.pool"
+LABEL_OWNER = "rlvr.sandbox.owner"  # "hostname:pid:process-start-ticks" of the service that owns it
+HERE = Path(__file__).resolve().parent
+RUNNER_SOURCE = (HERE / "runner.py").read_text()
+CANDIDATE_SOURCE = (HERE / "candidate.py").read_text()
+CANDIDATE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+class PoolConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    image: str | None = None  # default: the content-hash tag from sandbox.image
+    pool_id: str | None = None  # default: random; labels this pool's containers
+    cpus_per_container: float = Field(default=1.0, gt=0)
+    pids_limit: int = Field(default=128, ge=16)
+    tmpfs_mb: int = Field(default=128, ge=8)
+    # The runner and harness live in the same memory cgroup as the program; this is their share.
+    memory_overhead_mb: int = Field(default=96, ge=32)
+    max_memory_limit_mb: int = Field(default=4096, ge=32)
+    jobs_per_container: int = Field(default=500, ge=1)
+    output_limit_bytes: int = Field(default=8 << 20, ge=1024)
+    return_output_chars: int = Field(default=64 << 10, ge=0)
+    fsize_limit_bytes: int = Field(default=32 << 20, ge=1024)
+    nofile_limit: int = Field(default=256, ge=16)
+    stack_limit_mb: int = Field(default=256, ge=8)
+    # Wall-clock backstop per test = time_limit * wall_factor + wall_extra_s (CPU time is the verdict).
+    wall_factor: float = Field(default=3.0, ge=1.0)
+    wall_extra_s: float = Field(default=1.0, ge=0.0)
+    max_queue: int = Field(default=4096, ge=0)  # waiting requests beyond this get "overloaded"
+    retries_on_container_loss: int = Field(default=1, ge=0)
+
+
+class ContainerLost(RuntimeError):
+    """The container died or stopped answering mid-job (not the program's verdict)."""
+
+
+class Overloaded(RuntimeError):
+    """More requests are waiting than ``max_queue``."""
+
+
+class RequestRejected(ValueError):
+    """A request that is valid JSON but not acceptable for this pool (message names the field)."""
+
+
+def _process_start_ticks(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def owner_tag(pid: int | None = None) -> str:
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start_ticks(pid)}"
+
+
+def owner_alive(tag: str) -> bool:
+    """Whether the service that labelled a container still runs (pid reuse is told apart by start time)."""
+    try:
+        host, pid, ticks = tag.rsplit(":", 2)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's container on a shared engine: not ours to judge
+    return _process_start_ticks(int(pid)) == ticks
+
+
+def reap_containers(client, pool_id: str | None = None, only_orphans: bool = False) -> int:
+    """Remove sandbox containers: one pool's, or (``only_orphans``) those whose owner process is gone."""
+    filters = {"label": [f"{LABEL_POOL}={pool_id}"] if pool_id else [LABEL]}
+    removed = 0
+    for c in client.containers.list(all=True, filters=filters):
+        if only_orphans and owner_alive(c.labels.get(LABEL_OWNER, "")):
+            continue
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+            removed += 1
+    return removed
+
+
+class DockerStream:
+    """Frames over a container's attach socket (Docker multiplexes stdout/stderr with 8-byte headers)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.out = bytearray()
+        self.err_tail = bytearray()
+        self.raw = bytearray()
+
+    def send(self, obj: dict) -> None:
+        try:
+            self.sock.sendall((json.dumps(obj) + "\n").encode())
+        except OSError as exc:
+            raise ContainerLost(f"write to runner failed: {exc}") from exc
+
+    def recv(self, deadline: float) -> dict:
+        while True:
+            i = self.out.find(b"\n")
+            if i >= 0:
+                line = bytes(self.out[:i])
+                del self.out[: i + 1]
+                try:
+                    return json.loads(line)
+                except ValueError as exc:
+                    raise ContainerLost(f"garbled frame from runner: {line[:200]!r}") from exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ContainerLost("runner did not answer in time")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except TimeoutError as exc:
+                raise ContainerLost("runner did not answer in time") from exc
+            except OSError as exc:
+                raise ContainerLost(f"read from runner failed: {exc}") from exc
+            if not chunk:
+                raise ContainerLost("container exited: " + self.err_tail.decode(errors="replace")[-500:])
+            self.raw.extend(chunk)
+            self._demux()
+
+    def _demux(self) -> None:
+        while len(self.raw) >= 8:
+            stream, size = self.raw[0], int.from_bytes(self.raw[4:8], "big")
+            if len(self.raw) < 8 + size:
+                return
+            payload = self.raw[8: 8 + size]
+            del self.raw[: 8 + size]
+            if stream == 1:
+                self.out.extend(payload)
+            else:
+                self.err_tail = (self.err_tail + payload)[-8192:]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class Worker:
+    """One container and the attach socket to its runner. Used by one job at a time."""
+
+    def __init__(self, pool: SandboxPool, index: int):
+        self.pool, self.index = pool, index
+        self.container_id: str | None = None
+        self.stream: DockerStream | None = None
+        self.jobs = 0
+        self.memory_mb: int | None = None
+        self.seq = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg, api = self.pool.config, self.pool.client.api
+        mem = cfg.memory_overhead_mb + 512
+        host_config = api.create_host_config(
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=cfg.pids_limit,
+            mem_limit=f"{mem}m",
+            memswap_limit=f"{mem}m",
+            nano_cpus=int(cfg.cpus_per_container * 1e9),
+            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={cfg.tmpfs_mb}m,mode=1777"},
+            shm_size="16m",
+            ipc_mode="private",
+            auto_remove=True,
+        )
+        created = api.create_container(
+            self.pool.image,
+            command=["/usr/bin/python3", "-I", "-S", "-B", "-c", RUNNER_SOURCE, CANDIDATE_SOURCE],
+            user="65534:65534",
+            working_dir="/tmp",
+            environment={"PATH": CANDIDATE_ENV["PATH"], "LANG": "C.UTF-8"},
+            stdin_open=True,
+            detach=False,  # sets StdinOnce: our socket closing means EOF for the runner
+            hostname="sandbox",
+            labels={LABEL: "1", LABEL_POOL: self.pool.pool_id, LABEL_OWNER: self.pool.owner},
+            host_config=host_config,
+            name=f"rlvr-sbx-{self.pool.pool_id}-{self.index}-{secrets.token_hex(3)}",
+        )
+        self.container_id = created["Id"]
+        sock = api.attach_socket(self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1,
+                                                            "stream": 1})
+        raw = getattr(sock, "_sock", sock)
+        self.stream = DockerStream(raw)
+        self._sock_holder = sock  # keep the SocketIO alive so the raw socket is not closed under us
+        api.start(self.container_id)
+        self.memory_mb = 512
+        self.jobs = 0
+        self.stream.send({"op": "ping", "nonce": "ping", "seq": 0})
+        reply = self.stream.recv(time.monotonic() + 30)
+        if reply.get("op") != "ping" or reply.get("pid") != 1:
+            raise ContainerLost(f"runner did not start properly: {reply}")
+
+    def stop(self) -> None:
+        if self.stream:
+            self.stream.close()
+            self.stream = None
+        if self.container_id:
+            with contextlib.suppress(Exception):
+                self.pool.client.api.remove_container(self.container_id, force=True)
+            self.container_id = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.pool.metrics_inc("container_restarts")
+        self.start()
+
+    def set_memory(self, memory_mb: int) -> None:
+        if self.memory_mb == memory_mb:
+            return
+        total = memory_mb + self.pool.config.memory_overhead_mb
+        self.pool.client.api.update_container(self.container_id, mem_limit=f"{total}m",
+                                              memswap_limit=f"{total}m")
+        self.memory_mb = memory_mb
+
+    # -- one job ---------------------------------------------------------------------------------
+    def _call(self, frame: dict, nonce: str, timeout: float) -> dict:
+        self.seq += 1
+        frame.update(nonce=nonce, seq=self.seq)
+        self.stream.send(frame)
+        return self._recv(nonce, self.seq, timeout)
+
+    def _recv(self, nonce: str, seq: int, timeout: float) -> dict:
+        reply = self.stream.recv(time.monotonic() + timeout)
+        if reply.get("nonce") != nonce or reply.get("seq") != seq:
+            raise ContainerLost(f"runner reply out of order or without our nonce: {str(reply)[:200]}")
+        if reply.get("op") == "error":
+            raise ContainerLost("runner error: " + str(reply.get("message"))[-1000:])
+        return reply
+
+    def run_job(self, req: ExecuteRequest) -> tuple[dict, bool]:
+        """Run one request; returns (response, container_still_good)."""
+        cfg = self.pool.config
+        lang = get_language(req.language)
+        tests = req.selected_tests()
+        kind = req.kind
+        tl = req.time_limit_s
+        wall = tl * cfg.wall_factor + cfg.wall_extra_s
+        nonce = secrets.token_hex(16)
+        self.set_memory(req.memory_limit_mb)
+        begin = {
+            "op": "begin", "kind": kind, "source_name": lang.source_name, "code": req.code,
+            "compile": list(lang.compile) if lang.compile else None, "run": list(lang.run),
+            "time_limit_s": tl, "wall_limit_s": wall, "compile_time_limit_s": lang.compile_time_limit_s,
+            "output_limit": cfg.output_limit_bytes, "fsize_limit": cfg.fsize_limit_bytes,
+            "nofile_limit": cfg.nofile_limit, "stack_limit": cfg.stack_limit_mb << 20,
+            "env": dict(CANDIDATE_ENV, **lang.env), "n_tests": max(1, len(tests)),
+        }
+        started = self._call(begin, nonce, lang.compile_time_limit_s * 3 + 30)
+        self.jobs += 1
+        compile_info = None
+        if started.get("compile") is not None:
+            c = started["compile"]
+            compile_info = {"status": "ok" if started.get("ok") else Status.COMPILE_ERROR.value,
+                            "cpu_time_s": c.get("cpu_s"), "wall_time_s": c.get("wall_s"),
+                            "stderr": self._clip(decode_output(c.get("stderr_b64", "")))}
+        results: list[dict] = []
+        statuses: list[Status] = []
+        if not started.get("ok"):
+            overall = Status.COMPILE_ERROR
+        else:
+            frames = [self._test_frame(t) for t in tests] or [{"op": "test", "stdin": req.stdin}]
+            per_test_timeout = 2 * wall + 15
+            pipelined = not req.fail_fast
+            seqs = []
+            if pipelined:  # no decision depends on a verdict: send everything now
+                for f in frames:
+                    self.seq += 1
+                    f.update(nonce=nonce, seq=self.seq)
+                    seqs.append(self.seq)
+                    self.stream.send(f)
+            for i, f in enumerate(frames):
+                if pipelined:
+                    raw = self._recv(nonce, seqs[i], per_test_timeout)
+                else:
+                    raw = self._call(f, nonce, per_test_timeout)
+                test = tests[i] if tests else None
+                status, message = classify(raw, test.model_dump() if test else None, compare=req.compare,
+                                           float_tol=req.float_tol, mle_markers=lang.mle_markers)
+                statuses.append(status)
+                results.append(self._test_result(status, message, raw))
+                if req.fail_fast and status != Status.ACCEPTED:
+                    break
+            overall = overall_status(statuses)
+        end = self._call({"op": "end"}, nonce, 30)
+        clean = bool(end.get("clean")) and self.jobs < cfg.jobs_per_container
+        if not end.get("clean"):
+            log.warning("container %s dirty after job: %s", self.index, end.get("problems"))
+        passed = sum(s == Status.ACCEPTED for s in statuses)
+        total = len(tests) if tests else 1
+        response = {"status": overall.value, "passed": passed, "total": total, "tests": results}
+        if compile_info is not None:
+            response["compile"] = compile_info
+        return response, clean
+
+    @staticmethod
+    def _test_frame(test) -> dict:
+        if test.type == "stdio":
+            return {"op": "test", "stdin": test.stdin}
+        if test.type == "call":
+            return {"op": "test", "fn_name": test.fn_name, "args": json_to_tagged(test.args)}
+        return {"op": "test", "code": test.code}
+
+    def _clip(self, text: str) -> str:
+        n = self.pool.config.return_output_chars
+        return text if len(text) <= n else text[:n]
+
+    def _test_result(self, status: Status, message: str, raw: dict) -> dict:
+        return {
+            "status": status.value,
+            "cpu_time_s": float(raw.get("cpu_s") or 0.0),
+            "wall_time_s": float(raw.get("wall_s") or 0.0),
+            "stdout": self._clip(decode_output(raw.get("stdout_b64", ""))),
+            "stderr": self._clip(decode_output(raw.get("stderr_b64", ""))),
+            "message": message[:2000],
+        }
+
+
+class SandboxPool:
+    """Async front of the worker containers: admission control, retries on container loss, metrics."""
+
+    def __init__(self, config: PoolConfig | None = None, **overrides):
+        self.config = (config or PoolConfig()).model_copy(update=overrides) if overrides else (
+            config or PoolConfig())
+        PoolConfig.model_validate(self.config.model_dump())
+        self.pool_id = self.config.pool_id or secrets.token_hex(4)
+        self.owner = owner_tag()
+        self.client = None
+        self.image = None
+        self.workers: list[Worker] = []
+        self._idle: asyncio.Queue[Worker] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=self.config.size + 2, thread_name_prefix="sbx")
+        self.waiting = 0
+        self.running = 0
+        self.counters: dict[str, int] = {"container_restarts": 0, "container_losses": 0}
+        self._lock = threading.Lock()
+        self.on_result = None  # hook(response, seconds) for metrics
+        self._closed = False
+
+    def metrics_inc(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[key] = self.counters.get(key, 0) + n
+
+    async def start(self) -> None:
+        from sandbox.image import docker_client, ensure_image, image_tag
+
+        loop = asyncio.get_running_loop()
+        self.client = await loop.run_in_executor(self._executor, docker_client)
+        self.image = self.config.image or image_tag()
+        if not self.config.image:
+            await loop.run_in_executor(self._executor, lambda: ensure_image(log=log.info))
+        n = await loop.run_in_executor(self._executor,
+                                       lambda: reap_containers(self.client, only_orphans=True))
+        if n:
+            log.info("reaped %d orphaned sandbox containers", n)
+        self._idle = asyncio.Queue()
+        self.workers = [Worker(self, i) for i in range(self.config.size)]
+        try:
+            await asyncio.gather(*(loop.run_in_executor(self._executor, w.start) for w in self.workers))
+        except Exception:
+            await self.close()
+            raise
+        for w in self.workers:
+            self._idle.put_nowait(w)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, w.stop) for w in self.workers))
+        if self.client is not None:
+            await loop.run_in_executor(self._executor, lambda: reap_containers(self.client, self.pool_id))
+        self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> SandboxPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def check(self, req: ExecuteRequest) -> None:
+        if req.memory_limit_mb > self.config.max_memory_limit_mb:
+            raise RequestRejected(f"memory_limit_mb: {req.memory_limit_mb} is above this pool's maximum "
+                                  f"{self.config.max_memory_limit_mb}")
+
+    async def execute(self, req: ExecuteRequest) -> dict:
+        """Run one request to a response; container trouble becomes a retry, then ``sandbox_error``."""
+        self.check(req)
+        if self.waiting >= self.config.max_queue and self._idle.empty():
+            raise Overloaded(f"{self.waiting} requests already waiting")
+        t0 = time.monotonic()
+        attempts = self.config.retries_on_container_loss + 1
+        response = None
+        for attempt in range(attempts):
+            self.waiting += 1
+            try:
+                worker = await self._idle.get()
+            finally:
+                self.waiting -= 1
+            self.running += 1
+            keep = False
+            try:
+                response, keep = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, worker.run_job, req)
+            except ContainerLost as exc:
+                self.metrics_inc("container_losses")
+                log.warning("container %d lost (attempt %d/%d): %s", worker.index, attempt + 1, attempts, exc)
+                response = _sandbox_error(req, str(exc))
+            except Exception as exc:  # docker API trouble etc.: never let a request kill the service
+                log.exception("worker %d failed", worker.index)
+                response = _sandbox_error(req, f"{type(exc).__name__}: {exc}")
+            finally:
+                self.running -= 1
+                self._release(worker, healthy=keep)
+            if response["status"] != Status.SANDBOX_ERROR.value:
+                break
+        if self.on_result:
+            self.on_result(req, response, time.monotonic() - t0)
+        return response
+
+    def _release(self, worker: Worker, healthy: bool) -> None:
+        if healthy:
+            self._idle.put_nowait(worker)
+            return
+
+        async def heal():
+            loop = asyncio.get_running_loop()
+            while not self._closed:
+                try:
+                    await loop.run_in_executor(self._executor, worker.restart)
+                    break
+                except Exception:
+                    log.exception("restarting container %d failed; retrying", worker.index)
+                    await asyncio.sleep(1.0)
+            if not self._closed:
+                self._idle.put_nowait(worker)
+
+        asyncio.get_running_loop().create_task(heal())
+
+    async def execute_batch(self, reqs: list[ExecuteRequest]) -> list[dict]:
+        return list(await asyncio.gather(*(self.execute(r) for r in reqs)))
+
+    def healthy_workers(self) -> int:
+        return sum(1 for w in self.workers if w.container_id is not None)
+
+    def container_ids(self) -> list[str]:
+        return [w.container_id for w in self.workers if w.container_id]
+
+
+def _sandbox_error(req: ExecuteRequest, message: str) -> dict:
+    total = len(req.selected_tests()) or 1
+    return {"status": Status.SANDBOX_ERROR.value, "passed": 0, "total": total,
+            "tests": [], "message": message[:2000]}

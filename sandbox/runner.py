@@ -1,0 +1,823 @@
+"""The job runner: PID 1 of every sandbox container (standard library only; it runs in the image).
+
+Started as ``python3 -I -S -B -c <this source> <candidate.py source>``. It reads one JSON frame per line
+on stdin and answers one JSON line per frame on stdout; nothing else is ever written to stdout.
+
+Per program (a "job"): ``begin`` writes the source into a private scratch dir and compiles it;
+``test`` frames run it; ``end`` kills every other process in the container, wipes the writable
+places and reports whether the container is still clean. The runner reports facts (exit status,
+CPU/wall time, output bytes, OOM kills, values returned); the host decides verdicts, so expected
+outputs never enter the container.
+
+Why the candidate cannot forge a verdict:
+- as PID 1 of the container's pid namespace, the kernel drops SIGKILL/SIGSTOP sent to it from inside;
+  the handled signal (SIGINT) is ignored;
+- it is non-dumpable, so same-uid processes cannot ptrace it or open /proc/1/fd/* or /proc/1/mem;
+- candidates get fresh processes (fork + exec), no inherited descriptors but their own pipes;
+- function-call and assert tests are run by a *harness* process forked from the runner (it holds the
+  assert code in memory) that talks to the candidate process over pipes with plain data only, and
+  reports to the runner over its own pipe, each message stamped with a nonce the candidate never saw.
+"""
+
+import base64
+import builtins
+import ctypes
+import fcntl
+import json
+import math
+import os
+import resource
+import select
+import signal
+import sys
+import time
+import traceback
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+OOM_CONTROL = "/sys/fs/cgroup/memory/memory.oom_control"
+WIPE_DIRS = ("/tmp", "/dev/shm")
+CANDIDATE_BOOT = sys.argv[1] if len(sys.argv) > 1 else ""
+CODEC = {"__name__": "sandbox_candidate"}
+exec(CANDIDATE_BOOT, CODEC)  # the value codec (encode_value/decode_value); its __main__ part is skipped
+STDERR_KEEP = 64 * 1024
+
+
+# ------------------------------------------------------------------------------------------------ io
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except InterruptedError:
+            continue
+        view = view[n:]
+
+
+class LineReader:
+    """JSON lines from a file descriptor, buffering partial reads."""
+
+    def __init__(self, fd):
+        self.fd, self.buf = fd, bytearray()
+
+    def pending(self):
+        return b"\n" in self.buf
+
+    def fill(self):
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            return False
+        self.buf.extend(chunk)
+        return True
+
+    def take(self):
+        i = self.buf.find(b"\n")
+        if i < 0:
+            return None
+        line = bytes(self.buf[:i])
+        del self.buf[: i + 1]
+        return json.loads(line)
+
+    def read(self):
+        while True:
+            msg = self.take()
+            if msg is not None:
+                return msg
+            if not self.fill():
+                return None
+
+
+def b64(data):
+    return base64.b64encode(bytes(data)).decode()
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+
+def oom_kills():
+    try:
+        with open(OOM_CONTROL) as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def proc_cpu(pid):
+    """CPU seconds (user+system) used so far by a live process, from /proc (None once gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def spawn(argv, cwd, env, limits, fds):
+    """fork+exec ``argv`` with ``fds`` ({child_fd: parent_fd}) as its only descriptors.
+
+    The child gets its own session, rlimits, and the highest OOM score so the kernel kills it (not
+    the runner or harness) when the container's memory cgroup is full.
+    """
+    pid = os.fork()
+    if pid == 0:  # child: only async-signal-safe-ish work, then exec
+        try:
+            os.setsid()
+            # park the sources above any target first, so placing 0..n cannot clobber one
+            staged = {child: fcntl.fcntl(parent, fcntl.F_DUPFD, 256) for child, parent in fds.items()}
+            for child, src in staged.items():
+                os.dup2(src, child, inheritable=True)
+            os.closerange(max(fds) + 1, 4096)
+            for res, value in limits:
+                resource.setrlimit(res, (value, value))
+            try:
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write("1000")
+            except OSError:
+                pass
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        except BaseException:
+            os._exit(127)
+    return pid
+
+
+def rlimits(cpu_s, fsize, nofile, stack):
+    lim = [
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_FSIZE, fsize),
+        (resource.RLIMIT_NOFILE, nofile),
+    ]
+    if stack:
+        lim.append((resource.RLIMIT_STACK, stack))
+    if cpu_s:
+        lim.append((resource.RLIMIT_CPU, int(math.ceil(cpu_s)) + 1))
+    return lim
+
+
+def decode_status(status):
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.WEXITSTATUS(status), None
+
+
+def run_process(argv, stdin, cwd, env, time_limit, wall_limit, output_limit, limits):
+    """Run one process to completion, feeding stdin and draining stdout/stderr while it runs.
+
+    Returns facts: outcome ('exited' | 'timeout' | 'output_limit'), exit code or signal, CPU seconds
+    (from wait4, children included), wall seconds, OOM kill, captured output. CPU time is the verdict
+    clock; the wall limit is only a backstop for sleeping or blocked programs.
+    """
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    oom_before = oom_kills()
+    t0 = time.monotonic()
+    pid = spawn(argv, cwd, env, limits, {0: in_r, 1: out_w, 2: err_w})
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    for fd in (in_w, out_r, err_r):
+        os.set_blocking(fd, False)
+    stdin_view = memoryview(stdin)
+    if not stdin_view:
+        os.close(in_w)
+        in_w = -1
+    out, err = bytearray(), bytearray()
+    out_total = err_total = 0
+    outcome, timeout_kind, status, rusage = "exited", None, None, None
+    open_reads = {out_r, err_r}
+    killed = False
+    while True:
+        wpid, st, ru = os.wait4(pid, os.WNOHANG)
+        if wpid == pid:
+            status, rusage = st, ru
+            break
+        if not killed:
+            used = proc_cpu(pid)
+            elapsed = time.monotonic() - t0
+            if used is not None and used > time_limit:
+                outcome, timeout_kind, killed = "timeout", "cpu", True
+            elif elapsed > wall_limit:
+                outcome, timeout_kind, killed = "timeout", "wall", True
+            elif out_total > output_limit or err_total > output_limit:
+                outcome, killed = "output_limit", True
+            if killed:
+                kill_tree(pid)
+        rlist = list(open_reads)
+        wlist = [in_w] if in_w >= 0 else []
+        try:
+            r, w, _ = select.select(rlist, wlist, [], 0.02)
+        except InterruptedError:
+            continue
+        for fd in r:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                open_reads.discard(fd)
+                continue
+            if fd == out_r:
+                out_total += len(chunk)
+                if len(out) < output_limit:
+                    out.extend(chunk[: output_limit - len(out)])
+            else:
+                err_total += len(chunk)
+                if len(err) < STDERR_KEEP:
+                    err.extend(chunk[: STDERR_KEEP - len(err)])
+        if w:
+            try:
+                n = os.write(in_w, stdin_view[: 1 << 16])
+                stdin_view = stdin_view[n:]
+            except BlockingIOError:
+                pass
+            except OSError:  # the program closed its stdin: the rest is not wanted
+                stdin_view = stdin_view[:0]
+            if not stdin_view:
+                os.close(in_w)
+                in_w = -1
+        if not r and not open_reads:
+            time.sleep(0.002)
+    wall = time.monotonic() - t0
+    # drain what is left in the pipes after exit (bounded by the caps)
+    for fd in (out_r, err_r):
+        if fd in open_reads:
+            try:
+                while True:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    if fd == out_r:
+                        out_total += len(chunk)
+                        if len(out) < output_limit:
+                            out.extend(chunk[: output_limit - len(out)])
+                    else:
+                        err_total += len(chunk)
+                        if len(err) < STDERR_KEEP:
+                            err.extend(chunk[: STDERR_KEEP - len(err)])
+                    if out_total > output_limit + (1 << 20):
+                        break
+            except (BlockingIOError, OSError):
+                pass
+    for fd in (in_w, out_r, err_r):
+        if fd >= 0:
+            os.close(fd)
+    if outcome == "exited" and (out_total > output_limit or err_total > output_limit):
+        outcome = "output_limit"
+    code, sig = decode_status(status)
+    cpu = rusage.ru_utime + rusage.ru_stime
+    if outcome == "exited" and cpu > time_limit:
+        outcome, timeout_kind = "timeout", "cpu"
+    if outcome == "exited" and sig == signal.SIGXCPU:
+        outcome, timeout_kind = "timeout", "cpu"
+    return {
+        "outcome": outcome,
+        "timeout_kind": timeout_kind,
+        "exit": code,
+        "signal": sig,
+        "cpu_s": round(cpu, 4),
+        "wall_s": round(wall, 4),
+        "oom": oom_kills() > oom_before >= 0,
+        "stdout_b64": b64(out),
+        "stderr_b64": b64(err),
+        "stdout_bytes": out_total,
+        "stderr_bytes": err_total,
+    }
+
+
+def kill_tree(pid):
+    for target in (-pid, pid):  # its session's process group, then itself
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def kill_all_others():
+    """SIGKILL every process in the container except PID 1 (us) and reap them all.
+
+    kill(-1) reaches every process we may signal, i.e. all of them (same uid), including daemons that
+    double-forked away from their parent; orphans are reparented to us, so we can reap them.
+    """
+    for _ in range(200):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        alive = False
+        while True:
+            try:
+                wpid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if wpid == 0:
+                alive = True
+                break
+        if not alive and not other_pids():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def other_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != 1]
+
+
+def wipe(path):
+    """Remove everything under ``path``; False if something could not be removed."""
+    ok = True
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return True
+    for name in entries:
+        full = os.path.join(path, name)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                try:
+                    os.chmod(full, 0o700)
+                except OSError:
+                    pass
+                ok = wipe(full) and ok
+                os.rmdir(full)
+            else:
+                os.unlink(full)
+        except OSError:
+            ok = False
+    return ok
+
+
+def ipc_leftovers():
+    found = []
+    for name in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{name}") as f:
+                if len(f.read().strip().splitlines()) > 1:
+                    found.append(f"sysv {name}")
+        except OSError:
+            pass
+    try:
+        if os.listdir("/dev/mqueue"):
+            found.append("posix mqueue")
+    except OSError:
+        pass
+    return found
+
+
+# --------------------------------------------------------------------------------------------- harness
+
+encode_value = CODEC["encode_value"]
+decode_value = CODEC["decode_value"]
+
+
+class CandidateGone(Exception):
+    """The candidate process ended or was killed during a call (facts in .info)."""
+
+    def __init__(self, info):
+        super().__init__(info.get("outcome"))
+        self.info = info
+
+
+class CandidateRaised(Exception):
+    pass
+
+
+class CandidateBadValue(Exception):
+    pass
+
+
+class Candidate:
+    """The candidate program loaded in its own process, reached only through plain-data calls."""
+
+    def __init__(self, job):
+        self.job = job
+        self.pid = None
+        self.out, self.err = bytearray(), bytearray()
+        self.out_total = self.err_total = 0
+        self.budget_cpu = 0.0
+
+    def start(self):
+        job = self.job
+        req_r, self.req_w = os.pipe()
+        self.resp_r, resp_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        null = os.open("/dev/null", os.O_RDONLY)
+        argv = [job["python"], "-I", "-S", "-B", "-c", CANDIDATE_BOOT, job["source_path"]]
+        self.oom_before = oom_kills()
+        self.pid = spawn(argv, job["scratch"], job["env"], job["limits_total"],
+                         {0: null, 1: out_w, 2: err_w, 3: req_r, 4: resp_w})
+        for fd in (req_r, resp_w, out_w, err_w, null):
+            os.close(fd)
+        for fd in (self.resp_r, self.out_r, self.err_r):
+            os.set_blocking(fd, False)
+        self.reader = LineReader(self.resp_r)
+        self.status = None
+        self.cpu_base = 0.0
+        return self.wait_reply(self.job["time_limit"])
+
+    def send(self, obj):
+        try:
+            write_all(self.req_w, (json.dumps(obj) + "\n").encode())
+        except OSError:
+            pass  # it died; wait_reply reports how
+
+    def cpu(self):
+        used = proc_cpu(self.pid)
+        return used if used is not None else self.cpu_base
+
+    def drain(self, fds):
+        for fd in fds:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                continue
+            if fd == self.out_r:
+                self.out_total += len(chunk)
+                room = self.job["output_limit"] - len(self.out)
+                if room > 0:
+                    self.out.extend(chunk[:room])
+            elif fd == self.err_r:
+                self.err_total += len(chunk)
+                room = STDERR_KEEP - len(self.err)
+                if room > 0:
+                    self.err.extend(chunk[:room])
+
+    def wait_reply(self, cpu_budget):
+        """Next message from the candidate, watching its CPU, wall time and output while waiting."""
+        job = self.job
+        start_cpu, t0 = self.cpu(), time.monotonic()
+        while True:
+            if self.reader.pending():
+                return self.reader.take()
+            r, _, _ = select.select([self.resp_r, self.out_r, self.err_r], [], [], 0.02)
+            self.drain([fd for fd in r if fd != self.resp_r])
+            if self.resp_r in r:
+                try:
+                    alive = self.reader.fill()
+                except BlockingIOError:
+                    alive = True
+                if self.reader.pending():
+                    return self.reader.take()
+                if not alive:
+                    raise CandidateGone(self.finish("exited"))
+            now_cpu = self.cpu()
+            if now_cpu - start_cpu > cpu_budget:
+                raise CandidateGone(self.finish("timeout", "cpu"))
+            if time.monotonic() - t0 > job["wall_limit"]:
+                raise CandidateGone(self.finish("timeout", "wall"))
+            if self.out_total > job["output_limit"] or self.err_total > job["output_limit"]:
+                raise CandidateGone(self.finish("output_limit"))
+            if len(self.reader.buf) > job["output_limit"] + (1 << 20):
+                raise CandidateGone(self.finish("output_limit"))
+
+    def finish(self, outcome, timeout_kind=None):
+        """Kill (if needed) and reap the candidate; facts about how it ended."""
+        if outcome != "exited":
+            kill_tree(self.pid)
+        _, status = os.waitpid(self.pid, 0)
+        self.drain([self.out_r, self.err_r])
+        for fd in (self.req_w, self.resp_r, self.out_r, self.err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        code, sig = decode_status(status)
+        if outcome == "exited" and sig == signal.SIGXCPU:
+            outcome, timeout_kind = "timeout", "cpu"
+        info = {"outcome": "died" if outcome == "exited" else outcome, "timeout_kind": timeout_kind,
+                "exit": code, "signal": sig, "oom": oom_kills() > self.oom_before >= 0}
+        self.pid = None
+        return info
+
+    def take_output(self):
+        out, err = bytes(self.out), bytes(self.err)
+        totals = (self.out_total, self.err_total)
+        self.out, self.err = bytearray(), bytearray()
+        self.out_total = self.err_total = 0
+        return out, err, totals
+
+    def call(self, name, args, kwargs, cpu_budget):
+        self.send({"op": "call", "name": name, "args": args, "kwargs": kwargs})
+        msg = self.wait_reply(cpu_budget)
+        op = msg.get("op") if isinstance(msg, dict) else None
+        if op == "returned":
+            return msg["value"]
+        if op == "raised":
+            raise CandidateRaised(str(msg.get("error", ""))[:2000])
+        if op == "bad_value":
+            raise CandidateBadValue(str(msg.get("error", ""))[:500])
+        raise CandidateBadValue(f"unexpected reply from the candidate process: {str(msg)[:200]}")
+
+
+def run_harness(job, cmd_fd, res_fd, nonce):
+    """Harness process main loop: one command per test from the runner, one stamped result back."""
+    cmds = LineReader(cmd_fd)
+    cand = Candidate(job)
+    load_info = None
+
+    def report(obj):
+        obj["nonce"] = nonce
+        write_all(res_fd, (json.dumps(obj) + "\n").encode())
+
+    def ensure_loaded():
+        nonlocal load_info
+        if cand.pid is not None:
+            return None
+        t0 = time.monotonic()
+        cpu0 = 0.0
+        try:
+            msg = cand.start()
+        except CandidateGone as gone:
+            out, err, totals = cand.take_output()
+            return dict(gone.info, outcome="load_failed", cause=gone.info["outcome"], message="",
+                        cpu_s=0.0, wall_s=round(time.monotonic() - t0, 4),
+                        stdout_b64=b64(out), stderr_b64=b64(err), stdout_bytes=totals[0])
+        if not (isinstance(msg, dict) and msg.get("op") == "loaded" and msg.get("ok")):
+            info = cand.finish("killed")
+            out, err, totals = cand.take_output()
+            return dict(info, outcome="load_failed", cause="raised",
+                        message=str(msg.get("error", "") if isinstance(msg, dict) else msg)[:2000],
+                        cpu_s=cpu0, wall_s=round(time.monotonic() - t0, 4),
+                        stdout_b64=b64(out), stderr_b64=b64(err), stdout_bytes=totals[0])
+        cand.take_output()  # output printed while loading is not part of any test
+        return None
+
+    while True:
+        cmd = cmds.read()
+        if cmd is None:
+            os._exit(0)
+        failed = ensure_loaded()
+        if failed is not None:
+            report(failed)
+            continue
+        t0 = time.monotonic()
+        cpu0 = cand.cpu()
+        budget = job["time_limit"]
+        result = {}
+        try:
+            if cmd["type"] == "call":
+                value = cand.call(cmd["fn_name"], cmd["args"], {"__d": []}, budget)
+                result = {"outcome": "returned", "value": value}
+            else:
+                result = run_assert(cmd["code"], cand, budget, cpu0)
+        except CandidateGone as gone:
+            result = dict(gone.info)
+        except CandidateRaised as exc:
+            result = {"outcome": "raised", "message": str(exc)}
+        except CandidateBadValue as exc:
+            result = {"outcome": "bad_value", "message": str(exc)}
+        cpu = (cand.cpu() if cand.pid is not None else cpu0) - cpu0
+        out, err, totals = cand.take_output()
+        result.update(cpu_s=round(max(cpu, 0.0), 4), wall_s=round(time.monotonic() - t0, 4),
+                      stdout_b64=b64(out), stderr_b64=b64(err), stdout_bytes=totals[0],
+                      stderr_bytes=totals[1])
+        result.setdefault("exit", None)
+        result.setdefault("signal", None)
+        result.setdefault("oom", False)
+        report(result)
+
+
+def free_names(code):
+    """Names the test code reads but never binds at top level: the candidate may provide them."""
+    import ast
+
+    tree = ast.parse(code)
+    bound = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                bound.add((a.asname or a.name).split(".")[0])
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return sorted(used - bound - set(dir(builtins)))
+
+
+def run_assert(code, cand, budget, cpu0):
+    """Run assert-style test code here, in the harness; candidate names become remote proxies.
+
+    The test's comparisons (``==``, ``abs(...) < eps``) therefore happen in this process on plain
+    values decoded from the candidate's replies; the candidate never sees the test code.
+    """
+    compiled = compile(code, "test.py", "exec")
+    names = free_names(code)
+    env = {"__name__": "__test__", "__builtins__": builtins}
+    if names:
+        cand.send({"op": "names", "names": names})
+        reply = cand.wait_reply(budget)
+        for name, what in (reply.get("found") or {}).items():
+            if what.get("callable"):
+                env[name] = make_proxy(cand, name, cpu0, budget)
+            elif "value" in what:
+                env[name] = decode_value(what["value"])
+    try:
+        exec(compiled, env)
+    except (CandidateGone, CandidateRaised, CandidateBadValue):
+        raise
+    except AssertionError as exc:
+        return {"outcome": "assert_failed", "message": ("AssertionError: " + str(exc))[:2000]}
+    except BaseException as exc:
+        msg = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return {"outcome": "assert_failed", "message": msg[-2000:]}
+    return {"outcome": "passed"}
+
+
+def make_proxy(cand, name, cpu0, budget):
+    def proxy(*args, **kwargs):
+        left = budget - (cand.cpu() - cpu0)
+        if left <= 0:
+            raise CandidateGone(cand.finish("timeout", "cpu"))
+        tagged_args = encode_value(list(args))
+        return decode_value(cand.call(name, tagged_args, encode_value(dict(kwargs)), left))
+
+    proxy.__name__ = name
+    return proxy
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+class Job:
+    def __init__(self, frame):
+        self.frame = frame
+        self.nonce = frame["nonce"]
+        self.kind = frame["kind"]
+        self.scratch = None
+        self.binary = None
+        self.harness = None
+
+    def begin(self):
+        f = self.frame
+        self.scratch = os.path.join("/tmp", "job-" + os.urandom(6).hex())
+        os.mkdir(self.scratch, 0o700)
+        self.env = dict(f["env"], HOME=self.scratch, TMPDIR=self.scratch)
+        self.source_path = os.path.join(self.scratch, f["source_name"])
+        with open(self.source_path, "w", encoding="utf-8", errors="surrogatepass") as fh:
+            fh.write(f["code"])
+        self.tl = float(f["time_limit_s"])
+        self.wall = float(f["wall_limit_s"])
+        self.out_limit = int(f["output_limit"])
+        self.limits = rlimits(self.tl, f["fsize_limit"], f["nofile_limit"], f["stack_limit"])
+        reply = {"op": "begin", "compile": None, "ok": True}
+        if f.get("compile"):
+            ctl = float(f["compile_time_limit_s"])
+            res = run_process(f["compile"], b"", self.scratch, self.env, ctl, ctl * 3 + 5,
+                              self.out_limit, rlimits(ctl, f["fsize_limit"], f["nofile_limit"], 0))
+            reply["compile"] = res
+            reply["ok"] = res["outcome"] == "exited" and res["exit"] == 0
+        if reply["ok"] and self.kind in ("call", "assert"):
+            self.start_harness(f)
+        return reply
+
+    def start_harness(self, f):
+        cmd_r, self.cmd_w = os.pipe()
+        self.res_r, res_w = os.pipe()
+        self.harness_nonce = os.urandom(16).hex()
+        hjob = {
+            "python": f["run"][0], "source_path": self.source_path, "scratch": self.scratch,
+            "env": self.env, "time_limit": self.tl, "wall_limit": self.wall,
+            "output_limit": self.out_limit,
+            # one backstop for the whole candidate process: every test's CPU plus loading
+            "limits_total": rlimits(self.tl * (f["n_tests"] + 1), f["fsize_limit"], f["nofile_limit"],
+                                    f["stack_limit"]),
+        }
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(self.cmd_w)
+                os.close(self.res_r)
+                os.close(0)
+                os.setsid()
+                run_harness(hjob, cmd_r, res_w, self.harness_nonce)
+            except BaseException:
+                traceback.print_exc()
+                code = 70
+            os._exit(code)
+        os.close(cmd_r)
+        os.close(res_w)
+        self.harness = pid
+        self.res_reader = LineReader(self.res_r)
+
+    def test(self, frame):
+        if self.kind in ("call", "assert"):
+            return self.harness_test(frame)
+        stdin = frame.get("stdin", "").encode("utf-8", errors="surrogatepass")
+        argv = list(self.frame["run"])
+        res = run_process(argv, stdin, self.scratch, self.env, self.tl, self.wall, self.out_limit,
+                          self.limits)
+        kill_all_others()  # nothing a test started may linger into the next test
+        return res
+
+    def harness_test(self, frame):
+        if self.harness is None:
+            return {"outcome": "harness_error", "message": "no harness (did begin fail?)"}
+        cmd = {"type": self.kind}
+        if self.kind == "call":
+            cmd.update(fn_name=frame["fn_name"], args=frame["args"])
+        else:
+            cmd["code"] = frame["code"]
+        try:
+            write_all(self.cmd_w, (json.dumps(cmd) + "\n").encode())
+        except OSError:
+            return self.harness_lost()
+        deadline = time.monotonic() + 2 * self.wall + 10
+        while not self.res_reader.pending():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                kill_tree(self.harness)
+                os.waitpid(self.harness, 0)
+                self.harness = None
+                return {"outcome": "timeout", "timeout_kind": "wall", "message": "test code ran too long"}
+            r, _, _ = select.select([self.res_r], [], [], min(left, 1.0))
+            if r and not self.res_reader.fill():
+                return self.harness_lost()
+        msg = self.res_reader.take()
+        if not isinstance(msg, dict) or msg.pop("nonce", None) != self.harness_nonce:
+            return {"outcome": "harness_error", "message": "result without the harness nonce"}
+        return msg
+
+    def harness_lost(self):
+        """The harness died mid-test: only the candidate can have done that (e.g. killed its parent)."""
+        _, status = os.waitpid(self.harness, 0)
+        code, sig = decode_status(status)
+        self.harness = None
+        return {"outcome": "harness_killed", "exit": code, "signal": sig,
+                "message": "the test harness was killed during the test"}
+
+    def end(self):
+        return cleanup()
+
+
+def cleanup():
+    """After a job: no process but us, nothing left in writable places, no IPC objects."""
+    problems = []
+    if not kill_all_others():
+        problems.append("processes survive SIGKILL")
+    for d in WIPE_DIRS:
+        if not wipe(d):
+            problems.append(f"could not wipe {d}")
+    problems += ipc_leftovers()
+    return {"op": "end", "clean": not problems, "problems": problems}
+
+
+def main():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
+    except Exception:
+        pass
+    reader = LineReader(0)
+    job = None
+    while True:
+        try:
+            frame = reader.read()
+        except (ValueError, UnicodeDecodeError) as exc:
+            reply(None, {"op": "error", "message": f"bad frame: {exc}"})
+            continue
+        if frame is None:
+            kill_all_others()
+            return
+        op = frame.get("op")
+        try:
+            if op == "ping":
+                out = {"op": "ping", "pid": os.getpid()}
+            elif op == "begin":
+                if job is not None:
+                    job.end()
+                job = Job(frame)
+                out = job.begin()
+            elif op == "test":
+                out = job.test(frame) if job else {"outcome": "harness_error", "message": "no job"}
+                out["op"] = "test"
+            elif op == "end":
+                out = job.end() if job else cleanup()
+                job = None
+            else:
+                out = {"op": "error", "message": f"unknown op {op!r}"}
+        except BaseException:
+            out = {"op": "error", "message": traceback.format_exc()[-4000:]}
+        reply(frame, out)
+
+
+def reply(frame, out):
+    if frame is not None:
+        out["nonce"] = frame.get("nonce")
+        out["seq"] = frame.get("seq")
+    write_all(1, (json.dumps(out) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()
