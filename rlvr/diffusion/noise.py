@@ -157,16 +157,20 @@ def time_weights(t: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- CART
-@lru_cache(maxsize=32)
-def _cart_kernel(n: int, p: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """1-D kernel ``k[d + n - 1] = 0.5 p (1-p)^(|d|-1)`` for ``d != 0``, ``k[n-1] = 0``; shape [1, 1, 2n-1].
+@lru_cache(maxsize=64)
+def _cart_kernel_spectrum(n: int, p: float, device: torch.device) -> tuple[torch.Tensor, int]:
+    """FFT of the 1-D CART kernel ``k[d + n - 1] = 0.5 p (1-p)^(|d|-1)`` (``d != 0``; ``k[n-1] = 0``).
 
-    A convolution with this O(n) kernel equals a product with the Toeplitz N x N matrix of the reference
-    implementation, without materialising (or caching) N^2 numbers."""
+    Convolving the clean-context indicator with this kernel equals multiplying it by the Toeplitz N x N
+    matrix of the reference implementation; via FFT it costs O(N log N) time and O(N) memory whatever
+    N is (measured on 1 CPU thread, 6 rows: N=4096 3.4 ms, vs 7 ms for a cached N x N matmul and 450 ms
+    for a direct conv1d). Returns ``(spectrum, fft_size)``; float64 so far-away weights (down to
+    (1-p)^N) do not drown in round-off."""
     d = torch.arange(-(n - 1), n, dtype=torch.float64).abs()
     k = 0.5 * p * (1.0 - p) ** (d - 1).clamp_min(0)
     k[n - 1] = 0.0
-    return k.to(device=device, dtype=dtype).view(1, 1, -1)
+    size = 1 << (3 * n - 3).bit_length()  # >= 3n - 2: linear (not circular) convolution
+    return torch.fft.rfft(k.to(device), size), size
 
 
 def cart_weights(masked: torch.Tensor, p: float = 0.1, context: torch.Tensor | None = None) -> torch.Tensor:
@@ -195,10 +199,11 @@ def cart_weights(masked: torch.Tensor, p: float = 0.1, context: torch.Tensor | N
             raise ValueError(f"context shape {tuple(context.shape)} != masked shape {tuple(masked.shape)}")
         clean = clean & context.bool()
     n = masked.shape[1]
-    kernel = _cart_kernel(n, float(p), masked.device, torch.float32)
-    # conv1d is a cross-correlation; the kernel is symmetric, so this is sum_j clean_j * k(i - j)
-    w = F.conv1d(clean.float()[:, None, :], kernel, padding=n - 1).squeeze(1)
-    return w * masked
+    spectrum, size = _cart_kernel_spectrum(n, float(p), masked.device)
+    full = torch.fft.irfft(torch.fft.rfft(clean.double(), size) * spectrum, size)
+    # full[m] = sum_j clean_j k[m - j]; position i sits at m = i + n - 1 (k is centred at n - 1)
+    w = full[:, n - 1 : 2 * n - 1].clamp_min(0.0)  # clamp: FFT round-off can dip below 0 at ~1e-17
+    return (w * masked).float()
 
 
 # --------------------------------------------------------------------------- weights by name

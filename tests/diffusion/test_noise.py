@@ -153,6 +153,19 @@ def test_cart_matches_naive_double_loop(p):
         assert (fast[~masked] == 0).all()
 
 
+@pytest.mark.parametrize("n", [1, 2, 300, 513])
+def test_cart_matches_reference_matrix_at_other_lengths(n):
+    """The reference builds W[i, j] = 0.5 p (1-p)^(|i-j|-1), zero diagonal, and takes clean @ W."""
+    g = torch.Generator().manual_seed(n)
+    masked = torch.rand(2, n, generator=g) < 0.7
+    d = torch.arange(n, dtype=torch.float64)
+    dist = (d[:, None] - d[None, :]).abs()
+    w_ref = 0.5 * 0.1 * 0.9 ** (dist - 1)
+    w_ref.fill_diagonal_(0.0)
+    expected = ((~masked).double() @ w_ref) * masked
+    assert torch.allclose(cart_weights(masked, 0.1).double(), expected, rtol=1e-5, atol=1e-9)
+
+
 def test_weights_for_by_name():
     masked = torch.tensor([[True, False, True], [False, True, True]])
     t = torch.tensor([0.5, 0.25])
