@@ -64,8 +64,9 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Spearman's rho: Pearson correlation of the average ranks; NaN if either side is constant."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 2:
         return math.nan
     rx, ry = _average_ranks(x) - (len(x) + 1) / 2, _average_ranks(y) - (len(y) + 1) / 2
@@ -204,8 +205,7 @@ def plot_order_heatmap(
             arr = arr / np.nanmax(arr)
         grid[i, : len(arr)] = arr
     fig, ax = plt.subplots(figsize=(min(16, 3 + width / 16), min(12, 1.5 + 0.3 * n)))
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("lightgrey")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, interpolation="nearest")
     ax.set_xlabel("canvas position")
     ax.set_ylabel("sample")

@@ -273,18 +273,24 @@ SCHEDULES: dict[str, ScheduleFn] = {
 
 # --------------------------------------------------------------------------- choosing positions
 def commit_by_confidence(
-    confidence: torch.Tensor, k: torch.Tensor, alg_temp: float | None, gens: Generators
+    confidence: torch.Tensor, k: torch.Tensor, alg_temp: float | None, gens: Generators, pad_left: int = 0
 ) -> torch.Tensor:
     """``[B, L]`` commit mask: per row the ``k[r]`` most confident positions (``-inf`` = not eligible),
-    or, with ``alg_temp > 0``, ``k[r]`` positions drawn without replacement from softmax(conf/alg_temp)."""
+    or, with ``alg_temp > 0``, ``k[r]`` positions drawn without replacement from softmax(conf/alg_temp).
+
+    ``pad_left``: rank as if the row had that many ``-inf`` columns in front (the reference ranks over
+    prompt + canvas), so exact ties break as in the reference. The draws never see the padding, so a
+    row's sample does not depend on how long the longest prompt of its batch is.
+    """
     commit = torch.zeros_like(confidence, dtype=torch.bool)
     kmax = int(k.max()) if k.numel() else 0
     if kmax == 0:
         return commit
     if not alg_temp:
-        idx = torch.topk(confidence, kmax, dim=-1).indices
+        padded = F.pad(confidence, (pad_left, 0), value=-torch.inf)
+        idx = torch.topk(padded, kmax, dim=-1).indices  # distinct per row, so the scatter is unambiguous
         keep = torch.arange(kmax, device=k.device)[None, :] < k[:, None]
-        return commit.scatter(1, idx, keep)
+        return torch.zeros_like(padded, dtype=torch.bool).scatter(1, idx, keep)[:, pad_left:]
     weights = torch.softmax(confidence / alg_temp, dim=-1)
     for r, g in enumerate(gens):
         if k[r] > 0:
@@ -425,8 +431,7 @@ def generate(
             conf[eligible] = confidence_fn(probs, p_x0)
             if threshold is not None:
                 k = torch.minimum(k.clamp(min=1), counts)
-            # rank over the whole row, prompt at -inf, as the reference: exact ties then break the same way
-            commit = commit_by_confidence(F.pad(conf, (P, 0), value=-torch.inf), k, alg_temp, gens)[:, P:]
+            commit = commit_by_confidence(conf, k, alg_temp, gens, pad_left=P)
             if threshold is not None:
                 sure = torch.zeros(B, L, dtype=torch.bool, device=device)
                 sure[eligible] = p_x0 > threshold
