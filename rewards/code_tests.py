@@ -92,6 +92,7 @@ class CodeTestsVerifier:
         compare: Literal["exact", "tokens", "float"] = "tokens",
         fail_fast: bool | None = None,
         allow_unclosed: bool = False,
+        allow_unfenced: bool = False,
         request_timeout_s: float = 120.0,
         retries: int = 3,
         client: Any = None,
@@ -103,7 +104,7 @@ class CodeTestsVerifier:
         self.mode, self.threshold = mode, threshold
         self.limits = dict(time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb, compare=compare)
         self.fail_fast = (mode == "binary") if fail_fast is None else fail_fast
-        self.allow_unclosed = allow_unclosed
+        self.extract = dict(allow_unclosed=allow_unclosed, allow_unfenced=allow_unfenced)
         self._client = client  # an injected AsyncSandboxClient-like object (tests, shared pools)
         self._urls = None if client is not None else sandbox_urls(urls)
         self._timeout, self._retries = request_timeout_s, retries
@@ -132,7 +133,7 @@ class CodeTestsVerifier:
         requests, where = [], []
         for i, s in enumerate(batch):
             gt = ground_truth_of(s.row)
-            code = extract_code(s.completion, gt["language"], allow_unclosed=self.allow_unclosed)
+            code = extract_code(s.completion, gt.get("language", "python"), **self.extract)
             if code is None:
                 results[i] = RewardResult.fail("no_code", code=None)
                 continue

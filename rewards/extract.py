@@ -7,7 +7,9 @@ Rules (in order):
    blocks are used. Blocks tagged with another language are never taken.
 3. The last such block is the answer (models write drafts first, the final program last).
 4. Text without a complete block yields ``None`` (reason ``no_code``): unfenced prose is never run.
-   An unclosed final block is taken only with ``allow_unclosed=True``.
+   An unclosed final block is taken only with ``allow_unclosed=True``; a completion without any fence
+   is taken whole only with ``allow_unfenced=True`` (for policies trained to answer with bare code,
+   such as the tiny world's).
 
 A line-by-line scan keeps this linear in the completion length (a 1 MB completion costs milliseconds).
 """
@@ -60,9 +62,14 @@ def find_blocks(text: str) -> list[CodeBlock]:
     return blocks
 
 
-def extract_code(text: str, language: str | None = "python", allow_unclosed: bool = False) -> str | None:
+def extract_code(
+    text: str, language: str | None = "python", allow_unclosed: bool = False, allow_unfenced: bool = False
+) -> str | None:
     """The program a completion answers with, or ``None`` when it has no usable fenced block."""
-    blocks = [b for b in find_blocks(text) if b.closed or allow_unclosed]
+    found = find_blocks(text)
+    if not found and allow_unfenced and text.strip():
+        return text.strip("\n") + "\n"
+    blocks = [b for b in found if b.closed or allow_unclosed]
     if language is not None:
         tags = LANGUAGE_TAGS.get(language, frozenset({language}))
         tagged = [b for b in blocks if b.tag in tags]

@@ -249,7 +249,7 @@ def curate(
             if i not in drops:
                 hit = word_ngrams(prompt_text(row), opts.ngram) & bad
                 if hit:
-                    drop(i, "contaminated", "shares " + repr(" ".join(next(iter(hit)))))
+                    drop(i, "contaminated", f"shares {len(hit)} {opts.ngram}-gram(s), e.g. {' '.join(min(hit))!r}")
 
     # 4. difficulty
     if opts.pass_rates:
