@@ -85,6 +85,9 @@ class CodeGroundTruth(_Strict):
 
     @model_validator(mode="after")
     def _kinds_fit_language(self) -> CodeGroundTruth:
+        kinds = sorted({t.type for t in self.tests})
+        if len(kinds) > 1:  # the sandbox runs one kind per request
+            raise ValueError(f"tests: all tests of a row must have one type, got {kinds}")
         if self.language != "python":
             for i, t in enumerate(self.tests):
                 if t.type != "stdio":

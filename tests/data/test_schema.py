@@ -64,6 +64,13 @@ def test_bad_rows_name_the_field(mutate, expected):
     assert errors_of(row) == expected
 
 
+def test_one_test_type_per_row():
+    row = json.loads(json.dumps(GOOD))
+    row["reward_model"]["ground_truth"]["tests"].append({"type": "stdio", "stdin": "", "expected_stdout": "3"})
+    assert errors_of(row) == [("reward_model.ground_truth",
+                               "Value error, tests: all tests of a row must have one type, got ['assert', 'stdio']")]
+
+
 def test_cpp_rows_only_take_stdio_tests():
     row = json.loads(json.dumps(GOOD))
     row["reward_model"]["ground_truth"]["language"] = "cpp"
