@@ -83,8 +83,25 @@ def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
     return "invalid config:\n  " + "\n  ".join(lines)
 
 
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _defaults(cls: type[Config]) -> dict[str, Any]:
+    """The class defaults as a nested dict, so a partial section in YAML (``optim: {lr: 1e-3}``) keeps
+    the section's other defaults instead of replacing the whole section."""
+    try:
+        return cls().model_dump()
+    except ValidationError:  # a class with required keys: nothing to merge onto
+        return {}
+
+
 def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """Build ``cls`` from optional YAML ``path`` and dotted ``overrides``; raise ConfigError if invalid."""
+    """Build ``cls`` from its defaults <- optional YAML ``path`` <- dotted ``overrides`` (deep merge);
+    raise ConfigError naming the key if the result is invalid."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -101,7 +118,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         data = loaded
     apply_overrides(data, list(overrides or []))
     try:
-        return cls.model_validate(data)
+        return cls.model_validate(_deep_merge(_defaults(cls), data))
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, data)) from None
 

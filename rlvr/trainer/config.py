@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from rlvr.config import Config
+from rlvr.training.config import DeepSpeedSection, OptimConfig
 
 
 class ModelCfg(Config):
@@ -80,15 +81,14 @@ class AlgoCfg(Config):
 
 
 class LearnerCfg(Config):
-    num_ranks: int = Field(1, ge=1)
-    zero_stage: int = Field(2, ge=0, le=3)
-    lr: float = Field(5e-7, gt=0)  # constant, no warmup
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
-    micro_batch_size: int = Field(16, ge=1)
-    bf16: bool = False
-    gradient_checkpointing: bool = False
+    num_ranks: int = Field(1, ge=1)  # data-parallel DeepSpeed ranks (Ray actors)
+    micro_batch_size: int = Field(16, ge=1)  # forward rows (masked copies) per micro-batch
+    # Dream-Coder RL: lr 5e-7 constant without warmup, grad clip 1.0 (verl's AdamW defaults otherwise)
+    optim: OptimConfig = OptimConfig(
+        lr=5e-7, betas=(0.9, 0.999), weight_decay=0.01, warmup_ratio=0.0, schedule="constant", grad_clip=1.0
+    )
+    deepspeed: DeepSpeedSection = DeepSpeedSection(zero_stage=2)
+    threads: int = Field(1, ge=0)  # torch threads per rank on CPU (0: torch default)
     num_cpus_per_rank: float = 1.0
     num_gpus_per_rank: float = 0.0
 

@@ -1,4 +1,6 @@
-"""Run logging: a JSONL metrics file, a completions table, optional wandb, and PNG curves."""
+"""Run logging for GRPO: step metrics (``rlvr.training.MetricsLog`` JSONL), a completions table
+(prompt, completion, reward, advantage, verdicts), and optional wandb (offline unless WANDB_MODE says
+otherwise, so a run without network never blocks)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLogger", "plot_curves"]
+from rlvr.training.metrics import MetricsLog, read_metrics
+
+__all__ = ["RunLogger"]
 
 
 def _clean(v: Any) -> Any:
@@ -19,17 +23,21 @@ def _clean(v: Any) -> Any:
 
 
 class RunLogger:
-    """Appends one JSON object per step to ``metrics.jsonl`` and completion rows to ``completions.jsonl``.
-
-    wandb is optional (``project=None`` disables it) and runs offline unless WANDB_MODE says otherwise,
-    so a run on a machine without network never blocks on it.
-    """
-
-    def __init__(self, out_dir: str | Path, project: str | None = None, config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        resume_step: int | None = None,
+        project: str | None = None,
+        config: dict[str, Any] | None = None,
+    ):
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.metrics_path = self.out / "metrics.jsonl"
+        self.metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=resume_step)
         self.completions_path = self.out / "completions.jsonl"
+        if resume_step is None:
+            self.completions_path.write_text("")
+        elif self.completions_path.exists():  # drop rows of steps after the checkpoint (they are redone)
+            kept = [r for r in read_metrics(self.completions_path) if r.get("step", 0) <= resume_step]
+            self.completions_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._wandb = None
         if project:
             import os
@@ -37,20 +45,11 @@ class RunLogger:
             import wandb
 
             os.environ.setdefault("WANDB_MODE", "offline")
-            self._wandb = wandb.init(project=project, dir=str(self.out), config=config or {}, resume="allow")
-
-    def truncate_after(self, step: int) -> None:
-        """On resume, drop lines logged after the checkpointed ``step`` so curves have no duplicates."""
-        for path in (self.metrics_path, self.completions_path):
-            if not path.exists():
-                continue
-            keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= step]
-            path.write_text("".join(ln + "\n" for ln in keep))
+            self._wandb = wandb.init(project=project, dir=str(self.out), config=config or {})
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
-        row = {"step": step, **{k: _clean(v) for k, v in metrics.items()}}
-        with self.metrics_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        row = {k: _clean(v) for k, v in metrics.items()}
+        self.metrics.log(step, **row)
         if self._wandb is not None:
             self._wandb.log(row, step=step)
 
@@ -61,32 +60,10 @@ class RunLogger:
         if self._wandb is not None and rows:
             import wandb
 
-            cols = list(rows[0].keys())
-            table = wandb.Table(columns=cols, data=[[json.dumps(r[c]) if isinstance(r[c], (dict, list)) else r[c] for c in cols] for r in rows])
-            self._wandb.log({"completions": table}, step=step)
+            cols = list(rows[0])
+            data = [[json.dumps(r[c]) if isinstance(r[c], dict | list) else _clean(r[c]) for c in cols] for r in rows]
+            self._wandb.log({"completions": wandb.Table(columns=cols, data=data)}, step=step)
 
     def close(self) -> None:
         if self._wandb is not None:
             self._wandb.finish()
-
-
-def plot_curves(metrics_path: str | Path, out_png: str | Path, keys: list[str]) -> Path:
-    """One panel per metric key over steps, from a metrics JSONL file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(ln) for ln in Path(metrics_path).read_text().splitlines() if ln.strip()]
-    keys = [k for k in keys if any(r.get(k) is not None for r in rows)]
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return Path(out_png)

@@ -69,3 +69,13 @@ def test_cli_reports_config_error_and_exits_nonzero(tmp_path):
     )
     assert out.returncode == 2
     assert "unknown config key 'no_such_key'" in out.stderr
+
+
+class Custom(Config):
+    optim: Optim = Optim(lr=0.5)
+
+
+def test_partial_section_keeps_the_sections_own_defaults():
+    cfg = load_config(Custom, None, ["optim.betas=[0.1, 0.2]"])
+    assert cfg.optim.lr == 0.5  # not Optim's class default 1e-5
+    assert cfg.optim.betas == (0.1, 0.2)

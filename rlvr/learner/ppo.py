@@ -1,0 +1,200 @@
+"""One RL step of PPO updates on a data-parallel shard: the glue between the pure math in
+:mod:`rlvr.algos` and a :class:`rlvr.training.Engine`.
+
+Order of operations (Dream-Coder, diffusion-anchors section 6):
+1. draw every PPO epoch's masked copies (coupled pairs by default) up front;
+2. score them all with the current weights -> old log-probs (no grad);
+3. for each epoch and mini-batch: new log-probs on the SAME copies, clipped loss, one optimizer step.
+
+Normalisation: ``L = sum(w * l) / W`` with ``W`` the summed token weight of the whole mini-batch over
+all ranks, so micro-batching and sharding do not change the objective. DeepSpeed divides each
+micro-loss by the accumulation steps and averages gradients over ranks; we multiply both back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any
+
+import torch
+
+from rlvr.algos import (
+    LOGPROB_ESTIMATORS,
+    MaskedCopies,
+    build_masked_copies,
+    estimate_logprobs,
+    kl_penalty,
+    policy_loss,
+    token_entropy,
+)
+from rlvr.batch import TrainBatch
+
+__all__ = ["select_copy_rows", "ppo_update", "draw_epoch_copies"]
+
+
+def select_copy_rows(copies: MaskedCopies, rows: torch.Tensor) -> MaskedCopies:
+    """The copies of batch rows ``rows`` (all ``K`` copies of each), keeping the copy-major layout."""
+    b, k = copies.batch_size, copies.num_copies
+    flat = (torch.arange(k)[:, None] * b + rows[None, :]).flatten()
+    out: dict[str, Any] = {}
+    for f in fields(copies):
+        v = getattr(copies, f.name)
+        if f.name == "loss_mask":
+            out[f.name] = v[rows]
+        elif isinstance(v, torch.Tensor):
+            out[f.name] = v[flat]
+        else:
+            out[f.name] = v
+    return replace(copies, **out)
+
+
+def draw_epoch_copies(batch: TrainBatch, algo: Any, mask_token_id: int, epochs: int, generator) -> list[MaskedCopies]:
+    """Each PPO epoch's masked copies, drawn before any old-log-prob pass."""
+    return [
+        build_masked_copies(
+            algo.logprob_estimator,
+            batch.input_ids,
+            batch.response_mask,
+            mask_token_id,
+            generator,
+            attention_mask=batch.attention_mask,
+            shared_across_rows=algo.shared_masks,
+            weighting=algo.weighting,
+            cart_p=algo.cart_p,
+        )
+        for _ in range(epochs)
+    ]
+
+
+def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        x = x.clone()
+        dist.all_reduce(x)
+    return x
+
+
+def ppo_update(
+    engine: Any,
+    forward: Any,
+    batch: TrainBatch,
+    algo: Any,
+    mask_token_id: int,
+    generator: torch.Generator,
+    micro_batch_size: int,
+    temperature: float = 1.0,
+    ref_forward: Any = None,
+) -> dict[str, float]:
+    """Run ``algo.ppo_epochs x algo.mini_batches`` optimizer steps on this rank's ``batch``.
+
+    ``forward(input_ids, attention_mask) -> aligned logits`` runs the trained module;
+    ``engine`` provides ``backward``/``step``/``world_size`` (a :class:`rlvr.training.Engine`) and must
+    be configured with ``grad_accum = micro-batches per mini-batch`` (see :func:`micro_layout`).
+    """
+    est = LOGPROB_ESTIMATORS.get(algo.logprob_estimator)
+    epochs = draw_epoch_copies(batch, algo, mask_token_id, algo.ppo_epochs, generator)
+    rows_per_micro, n_micro = micro_layout(len(batch), algo.mini_batches, micro_batch_size, est.num_copies)
+    adv = batch.advantages.float()
+
+    with torch.no_grad():
+        old = [estimate_logprobs(forward, c, temperature, micro_batch_size)[0] for c in epochs]
+        ref = None
+        if algo.kl_coef > 0:
+            if ref_forward is None:
+                raise ValueError("algo.kl_coef > 0 needs a reference model")
+            ref = [estimate_logprobs(ref_forward, c, temperature, micro_batch_size)[0] for c in epochs]
+
+    agg = _MetricAgg()
+    mb_rows = len(batch) // algo.mini_batches
+    for e, copies in enumerate(epochs):
+        for m in range(algo.mini_batches):
+            rows = torch.arange(m * mb_rows, (m + 1) * mb_rows)
+            mb = select_copy_rows(copies, rows)
+            # total token weight of this mini-batch over all ranks: the loss denominator
+            _, w_all = est.combine(mb, torch.zeros(len(mb), mb.response_length))
+            denom = _all_reduce_sum(w_all.sum().detach().float())
+            scale = n_micro * engine.world_size  # undo DeepSpeed's 1/grad_accum and rank averaging
+            for i in range(n_micro):
+                sub_rows = torch.arange(i * rows_per_micro, min((i + 1) * rows_per_micro, mb_rows))
+                sub = select_copy_rows(mb, sub_rows)
+                entropy_needed = algo.entropy_coef > 0
+                logits_cache: list[torch.Tensor] = []
+
+                def fwd(ids, am, _cache=logits_cache, _need=entropy_needed, _r=sub.response_length):
+                    out = forward(ids, am)
+                    if _need:  # keep the canvas logits for the (optional) entropy term
+                        _cache.append(out[:, -_r:])
+                    return out
+
+                logp, w = estimate_logprobs(fwd, sub, temperature)[:2]
+                gidx = rows[sub_rows]
+                kl = None if ref is None else kl_penalty(logp, ref[e][gidx])
+                ent = None
+                if entropy_needed:
+                    ent_copies = token_entropy(torch.cat(logits_cache), temperature)
+                    ent = est.combine(sub, ent_copies)[0]
+                loss, metrics = policy_loss(
+                    logp,
+                    old[e][gidx],
+                    adv[gidx, None].expand_as(logp),
+                    w,
+                    clip_low=algo.clip_low,
+                    clip_high=algo.clip_high,
+                    kl=kl,
+                    kl_coef=algo.kl_coef,
+                    entropy=ent,
+                    entropy_coef=algo.entropy_coef,
+                    denominator=denom,
+                )
+                engine.backward(loss * scale)
+                engine.step()
+                agg.add(metrics)
+    out = agg.result(optimizer_steps=algo.ppo_epochs * algo.mini_batches)
+    norm = engine.grad_norm() if hasattr(engine, "grad_norm") else None
+    if norm is not None:
+        out["actor/grad_norm"] = norm
+    return out
+
+
+class _MetricAgg:
+    """Per-micro-batch loss metrics -> per-step: ``pg_loss`` is summed over micro-batches (each carries
+    the global denominator) and averaged over optimizer steps; ``*_min``/``*_max`` take the extreme;
+    ``num_tokens`` is summed; the rest are averaged over micro-batches."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def add(self, metrics: dict[str, float]) -> None:
+        self.rows.append(metrics)
+
+    def result(self, optimizer_steps: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        keys = {k for r in self.rows for k in r}
+        for k in sorted(keys):
+            vals = [float(r[k]) for r in self.rows if k in r]
+            if k == "pg_loss":
+                v = sum(vals) / max(optimizer_steps, 1)
+            elif k.endswith("_min"):
+                v = min(vals)
+            elif k.endswith("_max"):
+                v = max(vals)
+            elif k == "num_tokens":
+                v = sum(vals)
+            else:
+                v = sum(vals) / len(vals)
+            out[f"actor/{k}"] = v
+        out["actor/optimizer_steps"] = optimizer_steps
+        return out
+
+
+def micro_layout(rows: int, mini_batches: int, micro_batch_size: int, num_copies: int) -> tuple[int, int]:
+    """``(batch rows per micro-batch, micro-batches per mini-batch)``.
+
+    ``micro_batch_size`` counts forward rows; each batch row costs ``num_copies`` of them.
+    """
+    if rows % mini_batches:
+        raise ValueError(f"{rows} rows on this rank do not split into {mini_batches} mini-batches")
+    mb_rows = rows // mini_batches
+    per = max(1, micro_batch_size // num_copies)
+    return per, -(-mb_rows // per)

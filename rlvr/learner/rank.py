@@ -1,0 +1,134 @@
+"""LearnerRank: one DeepSpeed data-parallel rank. The controller starts ``learner.num_ranks`` of them as
+Ray actors (gloo on CPU, NCCL on GPU); every collective method must be called on all ranks together."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.batch import TrainBatch
+
+__all__ = ["LearnerRank"]
+
+
+class LearnerRank:
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        master_addr: str,
+        master_port: int,
+        model_path: str,
+        learner: dict[str, Any],
+        algo: dict[str, Any],
+        rows_per_rank: int,
+        total_steps: int,
+        seed: int = 0,
+        temperature: float = 1.0,
+    ):
+        from rlvr.trainer.config import AlgoCfg, LearnerCfg
+
+        os.environ.update(
+            RANK=str(rank),
+            LOCAL_RANK="0",
+            WORLD_SIZE=str(world_size),
+            MASTER_ADDR=master_addr,
+            MASTER_PORT=str(master_port),
+        )
+        self.cfg = LearnerCfg.model_validate(learner)
+        self.algo = AlgoCfg.model_validate(algo)
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        from rlvr.algos import LOGPROB_ESTIMATORS
+        from rlvr.diffusion import DiffusionLM
+        from rlvr.learner.ppo import micro_layout
+        from rlvr.training.engine import Engine, build_ds_config
+
+        self.rank, self.world_size, self.seed, self.temperature = rank, world_size, seed, temperature
+        k = LOGPROB_ESTIMATORS.get(self.algo.logprob_estimator).num_copies
+        _, n_micro = micro_layout(rows_per_rank, self.algo.mini_batches, self.cfg.micro_batch_size, k)
+        ds = self.cfg.deepspeed
+        keep_alive = None
+        if ds.zero_stage == 3:  # load HF weights already partitioned
+            from transformers.integrations import HfDeepSpeedConfig
+
+            keep_alive = HfDeepSpeedConfig(
+                build_ds_config(ds, self.cfg.micro_batch_size, n_micro, self.cfg.optim.grad_clip, world_size)
+            )
+        dtype = torch.bfloat16 if ds.bf16 else torch.float32
+        self.policy = DiffusionLM.from_pretrained(model_path, torch_dtype=dtype)
+        self.policy.model.train()
+        self.ref = None
+        if self.algo.kl_coef > 0:
+            self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        self.engine = Engine(
+            self.policy.model,
+            self.cfg.optim,
+            ds,
+            total_steps=total_steps * self.algo.ppo_epochs * self.algo.mini_batches,
+            micro_batch=self.cfg.micro_batch_size,
+            grad_accum=n_micro,
+        )
+        self._keep_alive = keep_alive
+        self.policy.model = self.engine.module  # the DeepSpeed-managed module (identical object)
+
+    def ping(self) -> dict[str, Any]:
+        return {"rank": self.rank, "pid": os.getpid(), "world_size": self.world_size}
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
+        """All PPO epochs of RL step ``step`` on this rank's shard."""
+        from rlvr.learner.ppo import ppo_update
+        from rlvr.training.loop import step_generator
+
+        self.engine.train()
+        gen = step_generator(self.seed, step, self.rank)
+        ref_forward = None if self.ref is None else self.ref.forward
+        metrics = ppo_update(
+            self.engine,
+            self.policy.forward,
+            batch,
+            self.algo,
+            self.policy.mask_token_id,
+            gen,
+            self.cfg.micro_batch_size,
+            temperature=self.temperature,
+            ref_forward=ref_forward,
+        )
+        metrics["actor/lr"] = self.engine.lr
+        return metrics
+
+    # ------------------------------------------------------------------ weights and checkpoints
+    def gather_weights(self) -> dict[str, torch.Tensor] | None:
+        """Full (unsharded) weights on rank 0, None elsewhere. ZeRO-3 parameters are gathered first."""
+        import deepspeed
+
+        module = self.engine.module
+        params = list(module.parameters())
+        ctx = (
+            deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+            if self.cfg.deepspeed.zero_stage == 3
+            else contextlib.nullcontext()
+        )
+        with ctx:
+            if self.rank != 0:
+                return None
+            return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+    def save(self, ckpt_dir: str, client_state: dict[str, Any]) -> str:
+        return self.engine.save(ckpt_dir, client_state=client_state)
+
+    def load(self, ckpt_dir: str) -> dict[str, Any]:
+        return self.engine.load(ckpt_dir)
+
+    def save_hf(self, out_dir: str, tokenizer_from: str | None = None) -> None:
+        self.engine.save_hf(out_dir)
+        if self.rank == 0 and tokenizer_from and (Path(tokenizer_from) / "tokenizer_config.json").is_file():
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(out_dir)
