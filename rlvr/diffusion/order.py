@@ -169,7 +169,8 @@ def history_records(
     for b in range(canvas.shape[0]):
         row = {
             "decode_step": hist.decode_step[b].tolist(),
-            "num_steps": hist.num_steps,
+            # the row's own step count: under threshold decoding rows finish at different steps
+            "num_steps": int(hist.decode_step[b].max()) + 1,
             "tokens": canvas[b].tolist(),
         }
         if tokenizer is not None:
