@@ -1,0 +1,195 @@
+"""Python clients for the sandbox service (sync and asyncio).
+
+Both spread requests over a list of server URLs (replicas), retry only on transport failures
+(connection refused/reset, timeouts) and on 502/503/504 answers, never on a 4xx or on a verdict, and
+bound every call by a deadline (``timeout_s``, across all attempts). A request that is wrong gets
+:class:`SandboxRequestError` with the server's message naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+RETRY_STATUS = frozenset({502, 503, 504})
+
+
+class SandboxError(RuntimeError):
+    """Base class of client errors."""
+
+
+class SandboxRequestError(SandboxError):
+    """The server rejected the request (4xx); retrying would not help."""
+
+    def __init__(self, status_code: int, detail: str):
+        super().__init__(f"HTTP {status_code}: {detail}")
+        self.status_code, self.detail = status_code, detail
+
+
+class SandboxUnavailable(SandboxError):
+    """No server answered within the retries and the deadline."""
+
+
+def _normalize(urls: list[str] | str) -> list[str]:
+    if isinstance(urls, str):
+        urls = [u for u in urls.replace(",", " ").split() if u]
+    urls = [u.rstrip("/") for u in urls]
+    if not urls:
+        raise ValueError("SandboxClient needs at least one server URL")
+    return urls
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+        return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
+    except ValueError:
+        return resp.text[:2000]
+
+
+class _Policy:
+    """URL rotation, attempt count and deadline shared by both clients."""
+
+    def __init__(self, urls, timeout_s: float, retries: int, backoff_s: float, batch_chunk: int):
+        self.urls = _normalize(urls)
+        self.timeout_s, self.retries, self.backoff_s = float(timeout_s), int(retries), backoff_s
+        self.batch_chunk = batch_chunk
+        self._rr = itertools.count()
+        self._lock = threading.Lock()
+
+    def next_url(self) -> str:
+        with self._lock:
+            return self.urls[next(self._rr) % len(self.urls)]
+
+    def chunks(self, requests: list[dict]) -> list[list[dict]]:
+        # at least one chunk per server, so a batch is spread over all replicas
+        n = max(len(self.urls), -(-len(requests) // self.batch_chunk))
+        size = max(1, -(-len(requests) // n))
+        return [requests[i: i + size] for i in range(0, len(requests), size)]
+
+    def handle(self, resp: httpx.Response):
+        """The JSON body, or an exception: SandboxRequestError (final) or a retryable marker."""
+        if resp.status_code in RETRY_STATUS:
+            return _Retry(f"HTTP {resp.status_code}: {_detail(resp)}")
+        if resp.status_code >= 400:
+            raise SandboxRequestError(resp.status_code, _detail(resp))
+        return resp.json()
+
+
+class _Retry:
+    def __init__(self, why: str):
+        self.why = why
+
+
+class SandboxClient:
+    """Blocking client. ``execute(request)`` -> response dict; ``execute_batch(requests)`` -> list."""
+
+    def __init__(self, urls: list[str] | str, timeout_s: float = 60, retries: int = 3,
+                 backoff_s: float = 0.2, batch_chunk: int = 64):
+        self.policy = _Policy(urls, timeout_s, retries, backoff_s, batch_chunk)
+        self._http = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=64))
+        self._threads = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.policy.urls)))
+
+    def _post(self, path: str, body: dict, timeout_s: float | None):
+        deadline = time.monotonic() + (timeout_s or self.policy.timeout_s)
+        why = "no attempt made"
+        for attempt in range(self.policy.retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            url = self.policy.next_url()
+            try:
+                out = self.policy.handle(self._http.post(url + path, json=body, timeout=left))
+            except httpx.TransportError as exc:
+                out = _Retry(f"{url}: {type(exc).__name__}: {exc}")
+            if not isinstance(out, _Retry):
+                return out
+            why = out.why
+            time.sleep(min(self.policy.backoff_s * 2 ** attempt, max(0.0, deadline - time.monotonic())))
+        raise SandboxUnavailable(f"{path} failed after {self.policy.retries + 1} attempts "
+                                 f"or the deadline: {why}")
+
+    def execute(self, request: dict, timeout_s: float | None = None) -> dict:
+        return self._post("/v1/execute", request, timeout_s)
+
+    def execute_batch(self, requests: list[dict], timeout_s: float | None = None) -> list[dict]:
+        if not requests:
+            return []
+        chunks = self.policy.chunks(list(requests))
+        futures = [self._threads.submit(self._post, "/v1/execute/batch", {"requests": c}, timeout_s)
+                   for c in chunks]
+        out: list[dict] = []
+        for f in futures:
+            out.extend(f.result()["results"])
+        return out
+
+    def health(self) -> list[dict]:
+        return [self._http.get(u + "/healthz", timeout=5).json() for u in self.policy.urls]
+
+    def close(self) -> None:
+        self._http.close()
+        self._threads.shutdown(wait=False)
+
+    def __enter__(self) -> SandboxClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncSandboxClient:
+    """asyncio client with the same methods as :class:`SandboxClient`, as coroutines."""
+
+    def __init__(self, urls: list[str] | str, timeout_s: float = 60, retries: int = 3,
+                 backoff_s: float = 0.2, batch_chunk: int = 64):
+        self.policy = _Policy(urls, timeout_s, retries, backoff_s, batch_chunk)
+        self._http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=64))
+
+    async def _post(self, path: str, body: dict, timeout_s: float | None):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout_s or self.policy.timeout_s)
+        why = "no attempt made"
+        for attempt in range(self.policy.retries + 1):
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            url = self.policy.next_url()
+            try:
+                resp = await asyncio.wait_for(self._http.post(url + path, json=body, timeout=left), left)
+                out = self.policy.handle(resp)
+            except (TimeoutError, httpx.TransportError) as exc:
+                out = _Retry(f"{url}: {type(exc).__name__}: {exc}")
+            if not isinstance(out, _Retry):
+                return out
+            why = out.why
+            await asyncio.sleep(min(self.policy.backoff_s * 2 ** attempt, max(0.0, deadline - loop.time())))
+        raise SandboxUnavailable(f"{path} failed after {self.policy.retries + 1} attempts "
+                                 f"or the deadline: {why}")
+
+    async def execute(self, request: dict, timeout_s: float | None = None) -> dict:
+        return await self._post("/v1/execute", request, timeout_s)
+
+    async def execute_batch(self, requests: list[dict], timeout_s: float | None = None) -> list[dict]:
+        if not requests:
+            return []
+        chunks = self.policy.chunks(list(requests))
+        parts = await asyncio.gather(*(self._post("/v1/execute/batch", {"requests": c}, timeout_s)
+                                       for c in chunks))
+        return [r for p in parts for r in p["results"]]
+
+    async def health(self) -> list[dict]:
+        return [(await self._http.get(u + "/healthz", timeout=5)).json() for u in self.policy.urls]
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncSandboxClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

@@ -1,0 +1,68 @@
+"""Start a real sandbox server for tests and development (a subprocess on a free local port)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(startup_timeout_s: float = 180, **pool_kwargs) -> Iterator[str]:
+    """Run ``rlvr sandbox serve`` on 127.0.0.1 with ``PoolConfig(**pool_kwargs)``; yields its base URL.
+
+    Waits for ``/healthz``; on exit stops the server (SIGTERM, then SIGKILL) and removes any container
+    still labelled with its pool id, so nothing outlives the block.
+    """
+    pool_kwargs.setdefault("pool_id", "t" + secrets.token_hex(4))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile("w+b", prefix="rlvr-sandbox-", suffix=".log", delete=False)
+    cmd = [sys.executable, "-m", "sandbox.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--pool-json", json.dumps(pool_kwargs), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"sandbox server exited with {proc.returncode}:\n"
+                                   f"{log.read().decode(errors='replace')[-4000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox server did not become healthy in {startup_timeout_s} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        with contextlib.suppress(Exception):
+            from sandbox.image import docker_client
+            from sandbox.pool import reap_containers
+
+            reap_containers(docker_client(), pool_kwargs["pool_id"])
+        log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(log.name)
