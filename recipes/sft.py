@@ -1,0 +1,171 @@
+"""Supervised fine-tuning of a diffusion LM on chat prompt/response pairs (Dream-Coder instruct stage).
+
+Per sample: ``chat_template(prompt, add_generation_prompt) + response + EOS``; only the response
+(and the EOS canvas after it) may be masked and scored. Micro-batches are collated with a cutoff mode
+(default ``random_with_input_pad``: prompts left-aligned to one column, the response canvas cut to a
+length drawn from the batch). Loss weights default to CART (p = 0.1) with the whole sequence as
+context, normalised by the number of masked tokens, exactly as the reference ``run_sft.sh``.
+Run: ``rlvr sft -c recipes/configs/tiny/sft.yaml model.path=runs/tiny/pretrain/model``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from rlvr.config import Config, dump_config
+from rlvr.diffusion.noise import WEIGHT_KINDS
+from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, OptimConfig
+from rlvr.training.data import CUTOFFS
+
+__all__ = ["SFTConfig", "CONFIG_CLASS", "main", "sample_indices"]
+
+
+class SFTData(Config):
+    files: list[str]  # local jsonl/json/parquet with a chat ``prompt`` and a ``response``
+    prompt_field: str = "prompt"  # a messages list (or a plain string = one user turn)
+    response_field: str = "response"
+    max_length: int = Field(4000, ge=8)  # Dream-Coder drops samples over 4000 tokens (not truncated)
+    cutoff: str = "random_with_input_pad"  # the reference's perbatch_cutoff_type
+
+    @field_validator("cutoff")
+    @classmethod
+    def _known_cutoff(cls, v: str) -> str:
+        if v not in CUTOFFS:
+            raise ValueError(f"{v!r} is not one of {sorted(CUTOFFS)}")
+        return v
+
+
+class SFTObjective(Config):
+    weighting: str = "cart"  # diffusion.time_reweighting=cart in run_sft.sh
+    cart_p: float = Field(0.1, gt=0, le=1)  # sft_trainer.yaml cart_p
+    context: Literal["sequence", "response"] = "sequence"  # SFT: the CART sum runs over the whole row
+    t_min: float = Field(0.0, ge=0, le=1)
+    t_max: float = Field(1.0, ge=0, le=1)
+    treat_eos_as_one: bool = False  # reference flag data.treat_eos_as_one, default off
+    normalize: Literal["masked_tokens", "weights", "batch_tokens"] = "masked_tokens"  # sum(w*l)/#masked
+
+    @field_validator("weighting")
+    @classmethod
+    def _known_weighting(cls, v: str) -> str:
+        if v not in WEIGHT_KINDS:
+            raise ValueError(f"{v!r} is not one of {list(WEIGHT_KINDS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> SFTObjective:
+        if self.t_min > self.t_max:
+            raise ValueError(f"t_min={self.t_min} > t_max={self.t_max}")
+        return self
+
+
+class SFTConfig(Config):
+    model: ModelSection
+    data: SFTData
+    objective: SFTObjective = SFTObjective()
+    # sft_trainer.yaml: AdamW betas (0.9, 0.95), wd 0.01, warmup 10%, clip 1.0; lr 5e-6 in run_sft.sh
+    optim: OptimConfig = OptimConfig()
+    deepspeed: DeepSpeedSection = DeepSpeedSection()
+    loop: LoopConfig = LoopConfig(out_dir="runs/sft")
+
+
+CONFIG_CLASS = SFTConfig
+
+
+def sample_indices(n: int, seed: int, start: int, count: int) -> list[int]:
+    """Positions ``[start, start+count)`` of an endless stream of per-epoch shuffles of ``range(n)``.
+
+    A pure function of its arguments, so any optimizer step's samples are known without replaying."""
+    out: list[int] = []
+    cache: dict[int, list[int]] = {}
+    for g in range(start, start + count):
+        epoch, pos = divmod(g, n)
+        if epoch not in cache:
+            perm = list(range(n))
+            random.Random(f"{seed}:epoch:{epoch}").shuffle(perm)
+            cache[epoch] = perm
+        out.append(cache[epoch][pos])
+    return out
+
+
+def _micro_batches(
+    cfg: SFTConfig, examples, pad_id: int, rank: int, world: int, start_step: int
+) -> Iterator[dict]:
+    from rlvr.training.loop import step_seed
+
+    micro, accum, collate = cfg.loop.micro_batch, cfg.loop.grad_accum, CUTOFFS[cfg.data.cutoff]
+    step = start_step
+    while True:
+        for m in range(accum):
+            first = ((step * accum + m) * world + rank) * micro
+            idx = sample_indices(len(examples), cfg.loop.seed, first, micro)
+            rng = random.Random(step_seed(cfg.loop.seed, step, m, rank, 1))
+            yield collate([examples[i] for i in idx], pad_id, rng)
+        step += 1
+
+
+def main(cfg: SFTConfig) -> dict:
+    from rlvr.diffusion.noise import diffusion_loss, q_sample, weights_for
+    from rlvr.training.data import load_sft_examples
+    from rlvr.training.engine import Engine, build_ds_config
+    from rlvr.training.loop import step_generator, train_loop
+    from rlvr.training.metrics import plot_metrics
+    from rlvr.training.modeling import load_model
+
+    if cfg.loop.threads:
+        torch.set_num_threads(cfg.loop.threads)
+    torch.manual_seed(cfg.loop.seed)
+    out = Path(cfg.loop.out_dir)
+    dump_config(cfg, out / "config.yaml")
+    ds_cfg = build_ds_config(cfg.deepspeed, cfg.loop.micro_batch, cfg.loop.grad_accum, cfg.optim.grad_clip)
+    model = load_model(cfg.model, seed=cfg.loop.seed, ds_config=ds_cfg)
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ValueError("model.tokenizer is not set and the model folder has no tokenizer")
+    examples, dropped = load_sft_examples(
+        cfg.data.files, tokenizer, cfg.data.max_length, cfg.data.prompt_field, cfg.data.response_field
+    )
+    if not examples:
+        raise ValueError(
+            f"data.files {cfg.data.files}: no example fits data.max_length={cfg.data.max_length}"
+        )
+    engine = Engine(
+        model, cfg.optim, cfg.deepspeed, cfg.loop.steps, cfg.loop.micro_batch, cfg.loop.grad_accum
+    )
+    mask_id, obj = model.mask_token_id, cfg.objective
+    eos_as_one = tokenizer.eos_token_id if obj.treat_eos_as_one else None
+
+    def loss_fn(eng, batch, step, micro):
+        ids = batch["input_ids"].to(eng.device)
+        attn = batch["attention_mask"].to(eng.device)
+        loss_mask = batch["loss_mask"].to(eng.device).bool()
+        gen = step_generator(cfg.loop.seed, step, micro, eng.rank)
+        noisy, masked, t = q_sample(
+            ids, mask_id, loss_mask, t_min=obj.t_min, t_max=obj.t_max, generator=gen, eos_token_id=eos_as_one
+        )
+        logits = eng(noisy, attention_mask=attn)
+        context = None if obj.context == "sequence" else loss_mask
+        w = weights_for(obj.weighting, t, masked, obj.cart_p, context)
+        return diffusion_loss(logits, ids, masked, w, loss_mask=loss_mask, normalize=obj.normalize)
+
+    summary = train_loop(
+        cfg.loop,
+        engine,
+        lambda start: _micro_batches(
+            cfg, examples, tokenizer.pad_token_id, engine.rank, engine.world_size, start
+        ),
+        loss_fn,
+        "sft",
+    )
+    summary["examples"], summary["dropped_too_long"] = len(examples), dropped
+    if engine.rank == 0:
+        plot_metrics([("sft", out / "metrics.jsonl")], out / "loss.png", keys=("loss", "ce"))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary))
+    return summary

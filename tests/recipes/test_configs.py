@@ -1,0 +1,72 @@
+"""Recipe configs: shipped YAMLs validate; bad keys and values fail naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recipes.pretrain import PretrainConfig
+from recipes.sft import SFTConfig
+from rlvr.config import ConfigError, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "configs"
+
+
+@pytest.mark.parametrize("name", ["tiny", "qwen2.5-coder-7b"])
+def test_shipped_configs_validate(name):
+    pre = load_config(PretrainConfig, CONFIGS / name / "pretrain.yaml")
+    sft = load_config(SFTConfig, CONFIGS / name / "sft.yaml")
+    assert pre.objective.weighting == "inverse_t"
+    assert (sft.objective.weighting, sft.objective.cart_p, sft.data.cutoff) == (
+        "cart",
+        0.1,
+        "random_with_input_pad",
+    )
+    assert (sft.optim.betas, sft.optim.weight_decay, sft.optim.grad_clip) == ((0.9, 0.95), 0.01, 1.0)
+    if name != "tiny":
+        assert pre.deepspeed.zero_stage == sft.deepspeed.zero_stage == 3
+
+
+def test_sft_defaults_follow_the_reference():
+    cfg = SFTConfig.model_validate({"model": {"path": "m"}, "data": {"files": ["a.jsonl"]}})
+    assert (cfg.objective.weighting, cfg.objective.cart_p, cfg.objective.context) == ("cart", 0.1, "sequence")
+    assert (cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay, cfg.optim.warmup_ratio) == (
+        5e-6,
+        (0.9, 0.95),
+        0.01,
+        0.1,
+    )
+    assert cfg.data.max_length == 4000 and cfg.objective.normalize == "masked_tokens"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "value"),
+    [
+        (["objective.weighting=bogus"], "objective.weighting", "bogus"),
+        (["data.cutoff=tail"], "data.cutoff", "tail"),
+        (["optim.lr=-1"], "optim.lr", "-1"),
+        (["loop.stpes=3"], "loop.stpes", None),
+        (["model.init.hidden_size=64"], "model", "exactly one of model.path"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, key, value):
+    with pytest.raises(ConfigError) as err:
+        load_config(SFTConfig, CONFIGS / "tiny" / "sft.yaml", overrides)
+    assert key in str(err.value)
+    if value:
+        assert value in str(err.value)
+
+
+def test_tiny_init_heads_must_divide():
+    with pytest.raises(ConfigError, match="num_attention_heads=3"):
+        load_config(PretrainConfig, CONFIGS / "tiny" / "pretrain.yaml", ["model.init.num_attention_heads=3"])
+
+
+def test_cli_reports_config_error_and_exits_2():
+    from rlvr.cli import app
+
+    res = CliRunner().invoke(app, ["sft", "-c", str(CONFIGS / "tiny" / "sft.yaml"), "objective.cart_p=2"])
+    assert res.exit_code == 2
+    assert "objective.cart_p" in res.output

@@ -1,0 +1,103 @@
+"""Task generator: determinism, split disjointness, schema, and that the tests really check solutions."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlvr.world.executor import run_many, run_tests
+from rlvr.world.tasks import (
+    TEMPLATES,
+    combo_key,
+    generate_tasks,
+    split_of,
+    to_corpus_text,
+    to_rl_row,
+    to_sft_pair,
+)
+
+
+def test_same_seed_same_tasks_and_other_seed_differs():
+    a = [to_rl_row(t) for t in generate_tasks(300, "train", seed=7)]
+    b = [to_rl_row(t) for t in generate_tasks(300, "train", seed=7)]
+    c = [to_rl_row(t) for t in generate_tasks(300, "train", seed=8)]
+    assert a == b
+    assert a != c
+    assert [r["extra_info"]["index"] for r in a] == list(range(300))
+
+
+def test_splits_share_no_template_constants_combination():
+    train = generate_tasks(3000, "train", seed=0)
+    held = generate_tasks(200, "heldout", seed=0)
+    train_keys = {combo_key(t.template, t.constants) for t in train}
+    held_keys = [combo_key(t.template, t.constants) for t in held]
+    assert len(held) == 200
+    assert train_keys.isdisjoint(held_keys)
+    assert len(set(held_keys)) == len(held_keys)  # held-out has one task per combination
+    assert all(split_of(t.template, t.constants) == "heldout" for t in held)
+    assert all(split_of(t.template, t.constants) == "train" for t in train)
+    assert {t.template for t in held} == set(TEMPLATES)  # round robin covers every template
+
+
+def test_split_is_a_pure_function_of_the_combination():
+    assert split_of("add_const", {"c": 5}) == split_of("add_const", {"c": 5})
+    sides = {split_of("add_const", {"c": c}, heldout_percent=50) for c in range(40)}
+    assert sides == {"train", "heldout"}
+
+
+def test_rl_row_schema():
+    t = generate_tasks(1, "train", seed=0, templates=["add_const"])[0]
+    row = to_rl_row(t)
+    assert set(row) == {"prompt", "data_source", "ability", "reward_model", "extra_info"}
+    assert row["prompt"] == [{"role": "user", "content": t.prompt_text}]
+    assert row["data_source"] == "tiny_world" and row["ability"] == "code"
+    assert row["reward_model"] == {
+        "style": "rule",
+        "ground_truth": {"tests": t.tests, "entry_point": t.entry_point},
+    }
+    assert row["extra_info"] == {
+        "reference_solution": t.reference_solution,
+        "split": "train",
+        "index": 0,
+        "template": "add_const",
+    }
+    c = t.constants["c"]
+    assert t.reference_solution == f"def {t.entry_point}({t.arg}):\n    return {t.arg} + {c}\n"
+    assert t.prompt_text.startswith(f"Write a Python function `{t.entry_point}({t.arg})`. It should ")
+    assert str(c) in t.prompt_text
+    assert len(t.tests) == 5 and all(s.startswith(f"assert {t.entry_point}(") for s in t.tests)
+    assert to_sft_pair(t) == {"prompt": row["prompt"], "response": t.reference_solution}
+    assert to_corpus_text(t).endswith("\n".join(t.tests) + "\n")
+
+
+def test_unknown_template_and_split_are_named():
+    with pytest.raises(ValueError, match="nope"):
+        generate_tasks(1, "train", templates=["nope"])
+    with pytest.raises(ValueError, match="'dev'"):
+        generate_tasks(1, "dev")
+
+
+def test_reference_solutions_pass_and_wrong_solutions_fail():
+    tasks = [
+        generate_tasks(2, split, seed=3, templates=[name])[0]
+        for name in TEMPLATES
+        for split in ("train", "heldout")
+    ]
+    results = run_many([(t.reference_solution, t.tests) for t in tasks])
+    assert [r.status for r in results] == ["passed"] * len(tasks)
+    # a solution for the same template with another constant must fail its tests
+    t = generate_tasks(1, "train", seed=0, templates=["mul_const"])[0]
+    wrong = t.reference_solution.replace(f"* {t.constants['c']}", f"* {t.constants['c'] + 1}")
+    assert wrong != t.reference_solution
+    res = run_tests(wrong, t.tests)
+    assert (res.passed, res.status) == (False, "failed")
+    assert "AssertionError" in res.detail
+
+
+def test_executor_statuses():
+    assert run_tests("def f(:\n", ["assert f() == 1"]).status == "syntax_error"
+    assert (
+        run_tests("def f():\n    while True:\n        pass\n", ["assert f() == 1"], timeout=1.0).status
+        == "timeout"
+    )
+    assert run_tests("def f():\n    return 1\n", ["assert f() == 1"]).status == "passed"
+    assert run_tests("def f():\n    raise KeyError('x')\n", ["assert f() == 1"]).detail == "KeyError: 'x'"
