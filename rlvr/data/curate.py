@@ -292,7 +292,7 @@ class _NullTask:
 
 
 def _sandbox_stage(rows, drops, opts, client, state_path: Path, report: CurateReport, step) -> None:
-    from rewards.code_tests import build_request, sandbox_urls
+    from rewards.code_tests import sandbox_urls
 
     state: dict[str, dict[str, Any]] = {}
     if opts.resume and state_path.is_file():
@@ -324,10 +324,21 @@ def _sandbox_stage(rows, drops, opts, client, state_path: Path, report: CurateRe
         todo.append((i, key, ref, gt))
     if not todo:
         return
-    if client is None:
+    owned = client is None
+    if owned:
         from sandbox.client import SandboxClient
 
         client = SandboxClient(sandbox_urls(opts.sandbox_urls))
+    try:
+        _run_checks(todo, drops, opts, client, state_path, step)
+    finally:
+        if owned:
+            client.close()
+
+
+def _run_checks(todo, drops, opts, client, state_path: Path, step) -> None:
+    from rewards.code_tests import build_request
+
     limits = dict(time_limit_s=opts.time_limit_s, memory_limit_mb=opts.memory_limit_mb)
     task = step("sandbox check", len(todo))
     with state_path.open("a") as fh:

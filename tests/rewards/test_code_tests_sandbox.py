@@ -17,7 +17,7 @@ def test_verdicts_and_modes(sandbox_url):
     completions = [
         fenced(ADD_OK),
         "the answer is a + b",
-        fenced("def add(a, b):\n    return a - b\n"),  # passes add(2, 2)? no: 0 != 4; passes none but -1+1
+        fenced("def add(a, b):\n    return a * b\n"),  # right only for add(2, 2)
         fenced("def add(a, b):\n    while True:\n        pass\n"),
         fenced("def add(a, b):\n    return a +\n"),
         fenced("import sys\nsys.exit(0)\n"),  # exiting early must not count as passing
@@ -26,12 +26,11 @@ def test_verdicts_and_modes(sandbox_url):
     binary = score_sync(rewards.get("code_tests", urls=[sandbox_url], time_limit_s=1.0), batch, deadline_s=120)
     assert [r.reward for r in binary] == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     assert [r.reason for r in binary] == [None, "no_code", "wrong_answer", "timeout", "runtime_error",
-                                          binary[5].reason]
-    assert binary[5].reason in ("runtime_error", "wrong_answer")
+                                          "runtime_error"]
     rate = score_sync(rewards.get("code_tests", urls=[sandbox_url], mode="pass_rate", time_limit_s=1.0),
                       batch[:3], deadline_s=120)
     assert [r.reward for r in rate] == [1.0, 0.0, pytest.approx(1 / 3)]
-    assert rate[2].info["tests"] == ["wrong_answer", "accepted", "wrong_answer"]
+    assert rate[2].info["tests"] == ["wrong_answer", "wrong_answer", "accepted"]
 
 
 def test_one_megabyte_completion(sandbox_url):
