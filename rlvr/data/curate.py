@@ -4,7 +4,7 @@ Each row gets the FIRST reason that drops it, checked cheapest first:
 
 ==================  ===========================================================================
 ``invalid``         not JSON, or fails the schema (see ``rlvr data validate`` for details)
-``duplicate``       same normalised prompt text as an earlier kept row
+``duplicate``       same prompt text (up to case and whitespace) as an earlier kept row
 ``near_duplicate``  MinHash (word shingles) Jaccard estimate >= ``near_dup_threshold`` with an earlier row
 ``contaminated``    shares a word n-gram (``ngram`` words) with an evaluation set (HumanEval, local files)
 ``too_hard``        model pass rate below ``min_pass_rate`` (``pass_rates`` file given)
@@ -222,12 +222,12 @@ def curate(
         if i in drops:
             continue
         text = prompt_text(row)
-        norm = " ".join(_words(text))
+        norm = " ".join(text.lower().split())  # exact up to case and spacing; punctuation matters
         if norm in seen:
             drop(i, "duplicate", f"same prompt as row {seen[norm]}")
             continue
         mh = MinHash(num_perm=opts.num_perm, seed=1)
-        w = norm.split()
+        w = _words(text)
         k = opts.shingle_words
         for sh in {" ".join(w[j : j + k]) for j in range(max(1, len(w) - k + 1))}:
             mh.update(sh.encode())

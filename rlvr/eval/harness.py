@@ -268,8 +268,10 @@ def plot(records: list[dict[str, Any]], summary: dict[str, Any], ks: list[int], 
         a.text(x, v, f"{v:.3f}", ha="center", va="bottom")
     a.set_ylim(0, 1.05)
     a.set_title(title)
-    b.hist([r["pass_rate"] for r in records], bins=min(20, max(r["n"] for r in records) + 1), range=(0, 1),
-           color="tab:green")
+    n = max(r["n"] for r in records)
+    half = 0.5 / n  # one bar centred on each possible c / n
+    b.hist([r["pass_rate"] for r in records], bins=[-half + j / n for j in range(n + 2)], color="tab:green",
+           rwidth=0.9)
     b.set_xlabel("per-problem pass rate (c / n)")
     b.set_ylabel("problems")
     b.set_title(f"{len(records)} problems, n = {records[0]['n']}")
