@@ -61,6 +61,12 @@ def sft(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
     run_recipe("recipes.sft", config, overrides)
 
 
+@app.command()
+def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
+    """GRPO on verifiable code rewards: Ray rollout actors, sandbox rewards, DeepSpeed learner."""
+    run_recipe("recipes.grpo", config, overrides)
+
+
 def _register_subapps() -> None:
     """Attach the sub-apps that exist; each lives next to the code it drives."""
     import importlib

@@ -48,7 +48,9 @@ def select_copy_rows(copies: MaskedCopies, rows: torch.Tensor) -> MaskedCopies:
     return replace(copies, **out)
 
 
-def draw_epoch_copies(batch: TrainBatch, algo: Any, mask_token_id: int, epochs: int, generator) -> list[MaskedCopies]:
+def draw_epoch_copies(
+    batch: TrainBatch, algo: Any, mask_token_id: int, epochs: int, generator
+) -> list[MaskedCopies]:
     """Each PPO epoch's masked copies, drawn before any old-log-prob pass."""
     return [
         build_masked_copies(

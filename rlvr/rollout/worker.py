@@ -64,13 +64,18 @@ class RolloutWorker:
         groups: list[int],
         seeds: list[int],
         micro_batch_size: int = 16,
+        sampler: dict[str, Any] | None = None,
     ) -> RolloutBatch:
-        """Sample one canvas per prompt row (rows of the same group are repeated by the caller)."""
+        """Sample one canvas per prompt row (rows of the same group are repeated by the caller).
+
+        ``sampler`` overrides the worker's sampler settings for this call (e.g. evaluation temperature).
+        """
         if not (len(prompts) == len(groups) == len(seeds)):
             raise ValueError("prompts, groups and seeds must have the same length")
         start = time.perf_counter()
         pad_id = self.model.pad_token_id
         prompt_ids, prompt_mask = pad_left(prompts, pad_id)
+        settings = {**self.sampler, **(sampler or {})}
         responses, steps = [], []
         for lo in range(0, len(prompts), micro_batch_size):
             hi = lo + micro_batch_size
@@ -81,8 +86,8 @@ class RolloutWorker:
                 attention_mask=mask[:, keep:].to(self.device),
                 seeds=list(seeds[lo:hi]),
                 logits_processors=self.processors,
-                output_history=True,
-                **self.sampler,
+                output_history=False,  # decode_step is always recorded; snapshots cost S x B x N
+                **settings,
             )
             width = ids.shape[1] - keep
             responses.append(out.sequences[:, width:].cpu())

@@ -61,7 +61,10 @@ class RunLogger:
             import wandb
 
             cols = list(rows[0])
-            data = [[json.dumps(r[c]) if isinstance(r[c], dict | list) else _clean(r[c]) for c in cols] for r in rows]
+            data = [
+                [json.dumps(r[c]) if isinstance(r[c], dict | list) else _clean(r[c]) for c in cols]
+                for r in rows
+            ]
             self._wandb.log({"completions": wandb.Table(columns=cols, data=data)}, step=step)
 
     def close(self) -> None:

@@ -36,7 +36,9 @@ class Cursor:
 
 
 class PromptStream:
-    def __init__(self, rows: list[dict[str, Any]], tokenizer: Any, max_prompt_length: int, shuffle_seed: int = 0):
+    def __init__(
+        self, rows: list[dict[str, Any]], tokenizer: Any, max_prompt_length: int, shuffle_seed: int = 0
+    ):
         self.rows: list[dict[str, Any]] = []
         self.token_ids: list[list[int]] = []
         self.dropped_too_long = 0

@@ -1,0 +1,559 @@
+"""The single controller of a GRPO run (one driver process; verl's HybridFlow shape).
+
+One RL step, as data flows::
+
+    prompts (cursor) -> RolloutWorker actors: DiffusionLM.generate      -> RolloutBatch (+ weight version)
+                     -> verifiers (rewards/) over the sandbox service   -> rewards + verdicts
+                     -> zero-advantage substitution -> group advantages -> TrainBatch
+                     -> LearnerRank actors (DeepSpeed): coupled copies, old log-probs, PPO epochs
+                     -> weight sync learner -> rollout workers (version + 1); log; checkpoint
+
+The math lives in :mod:`rlvr.algos`; this file only moves typed batches between actors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.algos import compute_advantages, group_rows, response_lengths, response_loss_mask, select_groups
+from rlvr.batch import RolloutBatch, TrainBatch, concat_batches
+from rlvr.config import dump_config
+from rlvr.trainer.config import GRPOConfig
+from rlvr.trainer.logger import RunLogger
+from rlvr.trainer.prompts import PromptStream, load_rows
+from rlvr.training.loop import step_generator, step_seed
+
+__all__ = ["Controller", "StepHooks"]
+
+STATE_FILE = "trainer_state.json"
+
+
+class StepHooks:
+    """Extension points for tests and tooling (fault injection, custom logging)."""
+
+    def rollout_submitted(self, controller: Controller, step: int) -> None:  # pragma: no cover - default
+        pass
+
+    def step_finished(self, controller: Controller, step: int, metrics: dict[str, Any]) -> None:
+        pass
+
+
+class Controller:
+    def __init__(self, cfg: GRPOConfig, hooks: StepHooks | None = None, console: Any = None):
+        from rich.console import Console
+
+        self.cfg = cfg
+        self.hooks = hooks or StepHooks()
+        self.console = console or Console(stderr=True)
+        self.out = Path(cfg.trainer.out_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.version = 0
+        self.step = 0
+        self.rollout_restarts = 0  # rollout chunks re-issued after a worker died (whole run)
+        self._stack = contextlib.ExitStack()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rlvr-reward")
+
+    # ================================================================== setup / teardown
+    def __enter__(self) -> Controller:
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stack.close()
+
+    def _setup(self) -> None:
+        import ray
+        from transformers import AutoTokenizer
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, self.out / "config.yaml")
+        model_dir = Path(cfg.model.path)
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"model.path {str(model_dir)!r} is not a checkpoint folder (no config.json)"
+            )
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        from transformers import AutoConfig
+
+        hf_cfg = AutoConfig.from_pretrained(str(model_dir))
+        eos = hf_cfg.eos_token_id[0] if isinstance(hf_cfg.eos_token_id, list) else hf_cfg.eos_token_id
+        self.eos_id = eos
+        self.pad_id = hf_cfg.pad_token_id if hf_cfg.pad_token_id is not None else eos
+
+        self.train_prompts = PromptStream(
+            load_rows(cfg.data.train), self.tokenizer, cfg.data.max_prompt_length, cfg.data.shuffle_seed
+        )
+        self.heldout = (
+            PromptStream(load_rows(cfg.data.heldout), self.tokenizer, cfg.data.max_prompt_length)
+            if cfg.data.heldout
+            else None
+        )
+        self._setup_rewards()
+
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            if cfg.trainer.ray_address:
+                kw["address"] = cfg.trainer.ray_address
+            else:
+                kw["num_cpus"] = cfg.trainer.ray_num_cpus or os.cpu_count()
+                kw["object_store_memory"] = cfg.trainer.ray_object_store_mb * 1024**2
+            ray.init(**kw)
+            self._stack.callback(ray.shutdown)
+        self._start_actors()
+        self._resume()
+
+    def _setup_rewards(self) -> None:
+        from rewards import registry
+
+        urls = list(self.cfg.reward.sandbox_urls)
+        if not urls and self.cfg.reward.verifier in SANDBOX_VERIFIERS:
+            from sandbox.testing import running_server
+
+            self.console.print("[dim]starting a local sandbox service for this run[/]")
+            urls = [self._stack.enter_context(running_server())]
+        if urls:
+            os.environ["RLVR_SANDBOX_URLS"] = ",".join(urls)  # the code verifiers' default endpoint
+        self.verifier = registry.get(self.cfg.reward.verifier, **self.cfg.reward.verifier_kwargs)
+
+    def _start_actors(self) -> None:
+        import ray
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from rlvr.learner import LearnerRank
+        from rlvr.rollout import RolloutWorker
+        from rlvr.training.engine import _free_port
+
+        cfg, lc, rc = self.cfg, self.cfg.learner, self.cfg.rollout
+
+        def res(cpu: float, gpu: float) -> dict[str, float]:
+            return {"CPU": cpu, **({"GPU": gpu} if gpu else {})}
+
+        if cfg.trainer.placement == "colocate":  # learner rank i and rollout worker i share bundle i
+            n = max(lc.num_ranks, rc.num_workers)
+            bundles = [
+                res(
+                    lc.num_cpus_per_rank + rc.num_cpus_per_worker,
+                    max(lc.num_gpus_per_rank, rc.num_gpus_per_worker),
+                )
+            ] * n
+            learner_bundle = list(range(lc.num_ranks))
+            worker_bundle = list(range(rc.num_workers))
+        else:
+            bundles = [res(lc.num_cpus_per_rank, lc.num_gpus_per_rank)] * lc.num_ranks + [
+                res(rc.num_cpus_per_worker, rc.num_gpus_per_worker)
+            ] * rc.num_workers
+            learner_bundle = list(range(lc.num_ranks))
+            worker_bundle = [lc.num_ranks + i for i in range(rc.num_workers)]
+        self.pg = placement_group(bundles, strategy="PACK")
+        ray.get(self.pg.ready(), timeout=120)
+        self._stack.callback(lambda: ray.util.remove_placement_group(self.pg))
+
+        def on(bundle: int) -> PlacementGroupSchedulingStrategy:
+            return PlacementGroupSchedulingStrategy(
+                placement_group=self.pg, placement_group_bundle_index=bundle
+            )
+
+        env = {
+            "env_vars": {
+                "OMP_NUM_THREADS": str(max(1, lc.threads)),
+                "DS_ACCELERATOR": os.environ.get(
+                    "DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda"
+                ),
+            }
+        }
+        # colocated: the bundle holds both CPU budgets, and one GPU that the two actors split
+        share = 0.5 if cfg.trainer.placement == "colocate" else 1.0
+        self.workers = [
+            ray.remote(RolloutWorker)
+            .options(
+                max_restarts=rc.max_restarts,
+                max_task_retries=0,  # we re-issue ourselves, after giving the new process the weights
+                runtime_env=env,
+                num_cpus=rc.num_cpus_per_worker,
+                num_gpus=rc.num_gpus_per_worker * share,
+                scheduling_strategy=on(b),
+            )
+            .remote(
+                cfg.model.path,
+                rc.sampler.generate_kwargs(),
+                rc.sampler.eos_penalty,
+                cfg.model.dtype,
+                None,
+                lc.threads or None,
+            )
+            for b in worker_bundle
+        ]
+        rows = cfg.data.prompts_per_step * rc.n
+        port = _free_port()
+        self.learners = [
+            ray.remote(LearnerRank)
+            .options(
+                runtime_env=env,
+                num_cpus=lc.num_cpus_per_rank,
+                num_gpus=lc.num_gpus_per_rank * share,
+                scheduling_strategy=on(b),
+            )
+            .remote(
+                r,
+                lc.num_ranks,
+                "127.0.0.1" if not cfg.trainer.ray_address else ray.util.get_node_ip_address(),
+                port,
+                cfg.model.path,
+                lc.model_dump(),
+                cfg.algo.model_dump(),
+                rows // lc.num_ranks,
+                cfg.trainer.total_steps,
+                cfg.trainer.seed,
+                rc.sampler.temperature or 1.0,
+            )
+            for r, b in enumerate(learner_bundle)
+        ]
+        pings = ray.get([w.ping.remote() for w in self.workers] + [lr.ping.remote() for lr in self.learners])
+        self.worker_pids = [p["pid"] for p in pings[: len(self.workers)]]
+
+    # ================================================================== checkpoint / resume
+    def _resume(self) -> None:
+        state_path = self.out / STATE_FILE
+        resume_step = None
+        if self.cfg.trainer.resume and state_path.is_file():
+            import ray
+
+            state = json.loads(state_path.read_text())
+            ray.get([lr.load.remote(str(self.ckpt_dir)) for lr in self.learners])
+            self.step, self.version = int(state["step"]), int(state["version"])
+            self.train_prompts.load_state_dict(state["cursor"])
+            resume_step = self.step
+            self._sync_weights()
+            self.console.print(f"[green]resumed[/] at step {self.step} (cursor {state['cursor']})")
+        self.logger = RunLogger(
+            self.out,
+            resume_step=resume_step,
+            project=self.cfg.trainer.wandb_project,
+            config=self.cfg.model_dump(mode="json"),
+        )
+
+    def save(self) -> None:
+        """Learner checkpoint (weights, optimizer, RNG) then the controller state; the state file is
+        written last and atomically, so a run killed mid-save resumes from the previous checkpoint."""
+        import ray
+
+        client = {"step": self.step, "version": self.version, "cursor": self.train_prompts.state_dict()}
+        ray.get([lr.save.remote(str(self.ckpt_dir), client) for lr in self.learners])
+        tmp = self.out / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(client))
+        tmp.replace(self.out / STATE_FILE)
+
+    # ================================================================== rollouts
+    def _submit(
+        self, prompt_idx: list[int], stream: PromptStream, step: int, n: int, sampler: dict | None = None
+    ):
+        """Spread ``len(prompt_idx) * n`` rows over the workers; returns (futures, chunk args)."""
+        prompts, groups, seeds = [], [], []
+        for g, i in enumerate(prompt_idx):
+            for j in range(n):
+                prompts.append(stream.token_ids[i])
+                groups.append(g)
+                seeds.append(step_seed(self.cfg.trainer.seed, step, i, j) % (2**62))
+        k = len(self.workers)
+        bounds = [round(len(prompts) * w / k) for w in range(k + 1)]
+        chunks = [
+            (
+                w,
+                prompts[bounds[w] : bounds[w + 1]],
+                groups[bounds[w] : bounds[w + 1]],
+                seeds[bounds[w] : bounds[w + 1]],
+            )
+            for w in range(k)
+            if bounds[w + 1] > bounds[w]
+        ]
+        futures = [self._generate(w, p, gr, s, sampler) for w, p, gr, s in chunks]
+        return futures, chunks
+
+    def _generate(self, w: int, prompts, groups, seeds, sampler):
+        return self.workers[w].generate.remote(
+            prompts, groups, seeds, self.cfg.rollout.micro_batch_size, sampler
+        )
+
+    def _collect(
+        self, futures: list, chunks: list, on_ready: Callable[[int, RolloutBatch], None]
+    ) -> list[RolloutBatch]:
+        """Wait for every chunk; a chunk whose worker died is re-issued (after the restarted worker
+        gets the current weights). ``on_ready`` runs as each chunk lands (reward scoring overlaps)."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        results: list[RolloutBatch | None] = [None] * len(futures)
+        pending = {f: i for i, f in enumerate(futures)}
+        attempts = [0] * len(futures)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ready[0])
+            try:
+                batch = ray.get(ready[0])
+            except RayActorError as exc:
+                attempts[i] += 1
+                self.rollout_restarts += 1
+                if attempts[i] > self.cfg.rollout.max_restarts + 1:
+                    raise RuntimeError(f"rollout chunk {i} failed {attempts[i]} times") from exc
+                w, p, g, s = chunks[i]
+                self.console.print(
+                    f"[yellow]rollout worker {w} died ({type(exc).__name__}); re-issuing its chunk[/]"
+                )
+                self._wait_worker(w)
+                fut = self._generate(w, p, g, s, getattr(self, "_sampler_override", None))
+                pending[fut] = i
+                continue
+            results[i] = batch
+            on_ready(i, batch)
+        return [r for r in results if r is not None]
+
+    def _wait_worker(self, w: int, timeout_s: float = 300) -> None:
+        """Block until Ray has restarted worker ``w``, then give it the current weights."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.worker_pids[w] = ray.get(self.workers[w].ping.remote(), timeout=60)["pid"]
+                break
+            except (RayActorError, ray.exceptions.GetTimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+        if self.version > 0:
+            ray.get(self.workers[w].update_weights.remote(self._weights_ref, self.version))
+
+    def _score_async(self, stream: PromptStream, prompt_idx: list[int], batch: RolloutBatch) -> Future:
+        from rewards.base import Sample, score_sync
+
+        lengths, truncated = response_lengths(batch.response_ids, self.pad_id, self.eos_id)
+        samples = []
+        for r in range(len(batch)):
+            toks = batch.response_ids[r, : int(lengths[r])].tolist()
+            text = self.tokenizer.decode(toks, skip_special_tokens=True)
+            row = stream.rows[prompt_idx[int(batch.group[r])]]
+            samples.append(
+                Sample(row=row, completion=text, truncated=bool(truncated[r]), num_tokens=int(lengths[r]))
+            )
+        return self._pool.submit(score_sync, self.verifier, samples, deadline_s=self.cfg.reward.deadline_s)
+
+    def rollout_and_score(
+        self, stream: PromptStream, prompt_idx: list[int], step: int, n: int, sampler: dict | None = None
+    ) -> tuple[RolloutBatch, list[Any], dict[str, float]]:
+        """Generate ``n`` samples per prompt and score them; rewards overlap generation chunk by chunk."""
+        t0 = time.perf_counter()
+        self._sampler_override = sampler
+        futures, chunks = self._submit(prompt_idx, stream, step, n, sampler)
+        self.hooks.rollout_submitted(self, step)
+        scored: dict[int, Future] = {}
+        gen_done: list[float] = []
+
+        def on_ready(i: int, batch: RolloutBatch) -> None:
+            gen_done.append(time.perf_counter())
+            scored[i] = self._score_async(stream, prompt_idx, batch)
+
+        batches = self._collect(futures, chunks, on_ready)
+        t_gen = time.perf_counter() - t0
+        results = [r for i in range(len(batches)) for r in scored[i].result()]
+        t_all = time.perf_counter() - t0
+        self._sampler_override = None
+        rollout = concat_batches(batches, self.pad_id)
+        return rollout, results, {"time/generate": t_gen, "time/reward_tail": t_all - t_gen}
+
+    # ================================================================== one RL step
+    def train_step(self) -> dict[str, Any]:
+        import ray
+
+        cfg, step, n = self.cfg, self.step, self.cfg.rollout.n
+        t_step = time.perf_counter()
+        restarts_before = self.rollout_restarts
+        prompt_idx = self.train_prompts.next_batch(cfg.data.prompts_per_step)
+        rollout, results, timing = self.rollout_and_score(self.train_prompts, prompt_idx, step, n)
+        rewards = torch.tensor([r.reward for r in results], dtype=torch.float).view(-1, n)
+        selection = select_groups(
+            cfg.algo.zero_advantage,
+            rewards,
+            step_generator(cfg.trainer.seed, step, 1),
+            target_groups=rewards.shape[0],
+        )
+        index = selection.index
+        if index.numel() < rewards.shape[0]:  # refill policy kept fewer: top up by substitution among kept
+            extra = index[
+                torch.randint(
+                    index.numel(),
+                    (rewards.shape[0] - index.numel(),),
+                    generator=step_generator(cfg.trainer.seed, step, 2),
+                )
+            ]
+            index = torch.cat([index, extra])
+        rows = group_rows(index, n)
+        sel_rewards = rewards[index]
+        adv = compute_advantages(
+            sel_rewards, cfg.algo.advantage, norm_by_std=cfg.algo.norm_adv_by_std
+        ).flatten()
+        resp = rollout.response_ids[rows]
+        batch = TrainBatch(
+            input_ids=torch.cat([rollout.prompt_ids[rows], resp], 1),
+            attention_mask=torch.cat([rollout.prompt_mask[rows], torch.ones_like(resp)], 1),
+            response_mask=response_loss_mask(resp, self.pad_id, self.eos_id, cfg.algo.include_eos_in_loss),
+            advantages=adv,
+            rewards=sel_rewards.flatten(),
+            group=index.repeat_interleave(n),
+        )
+        t0 = time.perf_counter()
+        k = len(self.learners)
+        metrics_per_rank = ray.get(
+            [lr.train_step.remote(batch.shard(r, k), step) for r, lr in enumerate(self.learners)]
+        )
+        t_update = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.version += 1
+        self._sync_weights()
+        t_sync = time.perf_counter() - t0
+        self.step += 1
+
+        lengths, truncated = response_lengths(rollout.response_ids, self.pad_id, self.eos_id)
+        metrics: dict[str, Any] = {
+            "reward/mean": float(rewards.mean()),
+            "reward/std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
+            "response/length_mean": float(lengths.float().mean()),
+            "response/truncated_frac": float(truncated.float().mean()),
+            "rollout/version": rollout.version,
+            "rollout/restarts": self.rollout_restarts - restarts_before,
+            **{f"batch/{k_}": v for k_, v in selection.metrics.items()},
+            **{key: sum(m[key] for m in metrics_per_rank) / k for key in metrics_per_rank[0]},
+            **timing,
+            "time/update": t_update,
+            "time/sync": t_sync,
+            "time/step": time.perf_counter() - t_step,
+        }
+        reasons: dict[str, int] = {}
+        for r in results:
+            reasons[r.reason or "pass"] = reasons.get(r.reason or "pass", 0) + 1
+        metrics.update({f"verdict/{key}": v / len(results) for key, v in reasons.items()})
+        self._log_completions(step, prompt_idx, rollout, results, rewards, index, adv)
+        return metrics
+
+    def _sync_weights(self) -> None:
+        """Learner -> rollout workers: full weights from rank 0 (ZeRO-3 shards gathered by all ranks)."""
+        import ray
+
+        refs = [lr.gather_weights.remote() for lr in self.learners]
+        ray.get(refs[1:])
+        self._weights_ref = refs[0]
+        ray.get([w.update_weights.remote(self._weights_ref, self.version) for w in self.workers])
+
+    def _log_completions(self, step, prompt_idx, rollout, results, rewards, index, adv) -> None:
+        n = self.cfg.rollout.n
+        adv_of_group = {
+            int(g): adv.view(-1, n)[slot] for slot, g in enumerate(index.tolist()) if int(g) == slot
+        }
+        rows = []
+        lengths, _ = response_lengths(rollout.response_ids, self.pad_id, self.eos_id)
+        for r, res in enumerate(results):
+            g, j = divmod(r, n)
+            row = self.train_prompts.rows[prompt_idx[g]]
+            rows.append(
+                {
+                    "prompt": row["prompt"][-1]["content"][-300:],
+                    "completion": self.tokenizer.decode(
+                        rollout.response_ids[r, : int(lengths[r])].tolist(), skip_special_tokens=True
+                    ),
+                    "reward": res.reward,
+                    "advantage": float(adv_of_group[g][j]) if g in adv_of_group else None,
+                    "reason": res.reason,
+                    "seed": int(rollout.seeds[r]),
+                    "version": rollout.version,
+                }
+            )
+        self.logger.log_completions(step, rows)
+
+    # ================================================================== evaluation and the run
+    def evaluate(self, label: str) -> float | None:
+        """pass@1 on the held-out prompts (one low-temperature sample each, binary reward)."""
+        if self.heldout is None:
+            return None
+        t = self.cfg.trainer
+        sampler = {"temperature": t.eval_temperature}
+        idx = list(range(len(self.heldout)))
+        _, results, _ = self.rollout_and_score(self.heldout, idx, step=-1, n=t.eval_samples, sampler=sampler)
+        score = sum(r.reward >= 1.0 for r in results) / max(1, len(results))
+        self.console.print(f"[bold]held-out pass@1 ({label})[/]: {score:.3f} over {len(results)} samples")
+        return score
+
+    def run(self) -> dict[str, Any]:
+        import ray
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        t = self.cfg.trainer
+        summary: dict[str, Any] = {}
+        before_path = self.out / "eval_before.json"
+        if before_path.is_file():
+            summary["pass@1_before"] = json.loads(before_path.read_text())["pass@1"]
+        else:
+            summary["pass@1_before"] = self.evaluate("before RL")
+            before_path.write_text(json.dumps({"pass@1": summary["pass@1_before"]}))
+        with Progress(
+            TextColumn("[bold]GRPO"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+        ) as bar:
+            task = bar.add_task("grpo", total=t.total_steps, completed=self.step, info="")
+            while self.step < t.total_steps:
+                metrics = self.train_step()
+                if t.eval_every and self.step % t.eval_every == 0 and self.step < t.total_steps:
+                    metrics["eval/pass@1"] = self.evaluate(f"step {self.step}")
+                self.logger.log(self.step, metrics)
+                if self.step % t.save_every == 0 or self.step == t.total_steps:
+                    self.save()
+                bar.update(
+                    task,
+                    completed=self.step,
+                    info=f"reward={metrics['reward/mean']:.3f} len={metrics['response/length_mean']:.1f}",
+                )
+                self.hooks.step_finished(self, self.step, metrics)
+        summary["pass@1_after"] = self.evaluate("after RL")
+        final = self.out / "final"
+        ray.get([lr.save_hf.remote(str(final), self.cfg.model.path) for lr in self.learners])
+        summary["final_model"] = str(final)
+        self._plot()
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.logger.close()
+        return summary
+
+    def _plot(self) -> None:
+        from rlvr.training.metrics import plot_metrics
+
+        keys = ("reward/mean", "response/length_mean", "actor/clip_frac", "batch/solve_partial")
+        try:
+            plot_metrics([("grpo", self.out / "metrics.jsonl")], self.out / "curves.png", keys=keys, smooth=3)
+        except Exception as exc:  # a plot must never cost the run its summary
+            self.console.print(f"[yellow]could not render curves.png: {exc}[/]")
+
+
+# verifiers that need the sandbox service (a local one is started when no URL is configured)
+SANDBOX_VERIFIERS = {"code_tests", "composite"}
