@@ -77,7 +77,7 @@ class _StopAfter(StepHooks):
 
     def step_finished(self, controller, step, metrics):
         if step == self.step:
-            raise KeyboardInterrupt("simulated controller kill after the checkpoint of step %d" % step)
+            raise KeyboardInterrupt(f"simulated controller kill after the checkpoint of step {step}")
 
 
 def test_killed_controller_resumes_at_the_saved_step_and_data_position(grpo_world, tmp_path):
