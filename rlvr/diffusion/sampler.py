@@ -13,6 +13,8 @@ Default behaviour is the reference Dream ``diffusion_generate`` (see
   ``schedule="per_row"`` uses each row's own count (identical while rows have equal counts, which is
   always the case without ``threshold``), ``schedule="even"`` spreads the masks evenly (LLaDA).
 * no EOS handling: all steps run, pad/eos may appear mid-canvas (the padding penalty is a processor).
+* the masked positions' logits are upcast to float32 before the softmax (the reference stays in the
+  model dtype; identical in fp32, more accurate confidences in bf16).
 
 Options beyond the reference: semi-autoregressive blocks (``block_length``), confidence-threshold
 parallel decoding (``threshold``), per-row seeded generators (``seeds``) and a decode-step history.
@@ -298,6 +300,27 @@ def commit_by_confidence(
     return commit
 
 
+def commit_confident(
+    conf: torch.Tensor,
+    eligible: torch.Tensor,
+    k: torch.Tensor,
+    counts: torch.Tensor,
+    p_x0: torch.Tensor,
+    threshold: float | None,
+    alg_temp: float | None,
+    gens: Generators,
+    pad_left: int = 0,
+) -> torch.Tensor:
+    """The confidence algorithms' choice: the scheduled ``k`` best, and with ``threshold`` at least one
+    plus every eligible position whose token probability ``p_x0`` exceeds the threshold."""
+    if threshold is None:
+        return commit_by_confidence(conf, k, alg_temp, gens, pad_left)
+    commit = commit_by_confidence(conf, torch.minimum(k.clamp(min=1), counts), alg_temp, gens, pad_left)
+    sure = torch.zeros_like(eligible)
+    sure[eligible] = p_x0 > threshold
+    return commit | sure
+
+
 def commit_random(eligible: torch.Tensor, p_transfer: torch.Tensor, gens: Generators) -> torch.Tensor:
     """``origin``: each eligible position of row ``r`` is revealed with probability ``p_transfer[r]``."""
     commit = torch.zeros_like(eligible)
@@ -422,20 +445,13 @@ def generate(
         x0, p_x0 = draw_tokens(probs, counts.tolist(), temperature > 0, gens)
         i = bstep.clamp(max=steps_per_block - 1)
         k = torch.minimum(schedule_fn(counts, i, steps_per_block, timesteps), counts)
-
-        if confidence_fn is None:  # origin: random order
+        if confidence_fn is None:  # origin: random order, each position with probability 1 - s/t
             p_transfer = torch.where(i >= steps_per_block - 1, 1.0, 1 - timesteps[i + 1] / timesteps[i])
             commit = commit_random(eligible, p_transfer, gens)
         else:
             conf = torch.full((B, L), -torch.inf, device=device)
             conf[eligible] = confidence_fn(probs, p_x0)
-            if threshold is not None:
-                k = torch.minimum(k.clamp(min=1), counts)
-            commit = commit_by_confidence(conf, k, alg_temp, gens, pad_left=P)
-            if threshold is not None:
-                sure = torch.zeros(B, L, dtype=torch.bool, device=device)
-                sure[eligible] = p_x0 > threshold
-                commit |= sure
+            commit = commit_confident(conf, eligible, k, counts, p_x0, threshold, alg_temp, gens, pad_left=P)
 
         proposal = torch.full((B, L), mask_id, dtype=x.dtype, device=device)
         proposal[eligible] = x0
