@@ -90,9 +90,10 @@ class SandboxClient:
     """Blocking client. ``execute(request)`` -> response dict; ``execute_batch(requests)`` -> list."""
 
     def __init__(self, urls: list[str] | str, timeout_s: float = 60, retries: int = 3,
-                 backoff_s: float = 0.2, batch_chunk: int = 64):
+                 backoff_s: float = 0.2, batch_chunk: int = 64, transport: httpx.BaseTransport | None = None):
         self.policy = _Policy(urls, timeout_s, retries, backoff_s, batch_chunk)
-        self._http = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=64))
+        self._http = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=64),
+                                  transport=transport)
         self._threads = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.policy.urls)))
 
     def _post(self, path: str, body: dict, timeout_s: float | None):
@@ -146,9 +147,11 @@ class AsyncSandboxClient:
     """asyncio client with the same methods as :class:`SandboxClient`, as coroutines."""
 
     def __init__(self, urls: list[str] | str, timeout_s: float = 60, retries: int = 3,
-                 backoff_s: float = 0.2, batch_chunk: int = 64):
+                 backoff_s: float = 0.2, batch_chunk: int = 64,
+                 transport: httpx.AsyncBaseTransport | None = None):
         self.policy = _Policy(urls, timeout_s, retries, backoff_s, batch_chunk)
-        self._http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=64))
+        self._http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=64),
+                                       transport=transport)
 
     async def _post(self, path: str, body: dict, timeout_s: float | None):
         loop = asyncio.get_running_loop()

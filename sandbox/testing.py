@@ -16,6 +16,13 @@ from collections.abc import Iterator
 import httpx
 
 
+class ServerURL(str):
+    """The base URL (a plain ``str``), plus the server ``process`` and its containers' ``pool_id``."""
+
+    process: subprocess.Popen
+    pool_id: str
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -23,7 +30,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(startup_timeout_s: float = 180, **pool_kwargs) -> Iterator[str]:
+def running_server(startup_timeout_s: float = 180, **pool_kwargs) -> Iterator[ServerURL]:
     """Run ``rlvr sandbox serve`` on 127.0.0.1 with ``PoolConfig(**pool_kwargs)``; yields its base URL.
 
     Waits for ``/healthz``; on exit stops the server (SIGTERM, then SIGKILL) and removes any container
@@ -49,7 +56,9 @@ def running_server(startup_timeout_s: float = 180, **pool_kwargs) -> Iterator[st
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sandbox server did not become healthy in {startup_timeout_s} s")
             time.sleep(0.2)
-        yield url
+        served = ServerURL(url)
+        served.process, served.pool_id = proc, pool_kwargs["pool_id"]
+        yield served
     finally:
         if proc.poll() is None:
             proc.terminate()

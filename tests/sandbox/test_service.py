@@ -1,0 +1,231 @@
+"""Service-level behaviour: concurrency, container faults, reaping, replicas, clients, the image."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from sandbox.client import AsyncSandboxClient, SandboxClient, SandboxRequestError, SandboxUnavailable
+from sandbox.pool import LABEL, LABEL_OWNER, LABEL_POOL
+
+ECHO = "x = int(input())\nprint(x * 7)\n"
+
+
+def echo_request(i: int, **kw) -> dict:
+    return dict({"language": "python", "code": ECHO, "tests": [
+        {"type": "stdio", "stdin": f"{i}\n", "expected_stdout": str(i * 7)}]}, **kw)
+
+
+def labelled(pool_id: str) -> list:
+    from sandbox.image import docker_client
+
+    return docker_client().containers.list(all=True, filters={"label": f"{LABEL_POOL}={pool_id}"})
+
+
+def metric(url: str, name: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+@pytest.mark.docker
+def test_many_simultaneous_requests_lose_nothing(sandbox_url):
+    async def main():
+        async with AsyncSandboxClient(sandbox_url, timeout_s=300) as client:
+            singles = await asyncio.gather(*(client.execute(echo_request(i)) for i in range(150)))
+            batch = await client.execute_batch([echo_request(i) for i in range(150, 200)])
+            return singles + batch
+
+    results = asyncio.run(main())
+    assert len(results) == 200
+    assert [r["status"] for r in results] == ["accepted"] * 200
+    assert [r["tests"][0]["stdout"] for r in results] == [f"{i * 7}\n" for i in range(200)]
+    assert metric(sandbox_url, "sandbox_queue_depth") == 0
+
+
+@pytest.mark.docker
+def test_container_killed_mid_run_is_retried_or_reported_and_pool_heals():
+    from sandbox.image import docker_client
+    from sandbox.testing import running_server
+
+    with running_server(size=2) as url, SandboxClient(url, timeout_s=120) as client:
+        before = {c.id for c in labelled(url.pool_id)}
+        assert len(before) == 2
+        out = {}
+        slow = {"language": "python", "code": "import time\ntime.sleep(2)\nprint('done')", "time_limit_s": 5,
+                "tests": [{"type": "stdio", "stdin": "", "expected_stdout": "done"}]}
+        t = threading.Thread(target=lambda: out.update(r=client.execute(slow)))
+        t.start()
+        victim = None
+        for _ in range(100):  # find the container whose runner has a child, i.e. the busy one
+            for c in labelled(url.pool_id):
+                if len(c.top()["Processes"]) > 1:
+                    victim = c
+            if victim:
+                break
+            time.sleep(0.05)
+        assert victim is not None
+        docker_client().api.kill(victim.id)
+        t.join(60)
+        assert out["r"]["status"] in ("accepted", "sandbox_error")
+        assert metric(url, "sandbox_container_losses_total") >= 1
+        for _ in range(100):
+            health = httpx.get(url + "/healthz").json()
+            if health["workers_up"] == 2 and health["idle"] == 2:
+                break
+            time.sleep(0.1)
+        assert health["workers_up"] == 2
+        after = {c.id for c in labelled(url.pool_id)}
+        assert len(after) == 2 and victim.id not in after
+        rs = client.execute_batch([echo_request(i) for i in range(6)])
+        assert [r["status"] for r in rs] == ["accepted"] * 6
+    assert labelled(url.pool_id) == []  # shutdown removed them
+
+
+@pytest.mark.docker
+def test_replicas_share_load_and_a_killed_service_leaves_no_container():
+    from sandbox.testing import running_server
+
+    with running_server(size=1) as a, running_server(size=1) as b:
+        client = SandboxClient([a, b], timeout_s=60, retries=3, batch_chunk=4)
+        rs = client.execute_batch([echo_request(i) for i in range(16)])
+        assert [r["status"] for r in rs] == ["accepted"] * 16
+        done_a = sum(float(v) for v in re.findall(r'^sandbox_tests_total\{status="accepted"\} (\S+)$',
+                                                   httpx.get(a + "/metrics").text, re.M))
+        done_b = sum(float(v) for v in re.findall(r'^sandbox_tests_total\{status="accepted"\} (\S+)$',
+                                                   httpx.get(b + "/metrics").text, re.M))
+        assert done_a > 0 and done_b > 0 and done_a + done_b == 16
+        # SIGKILL one replica: no shutdown code runs, yet its containers go away (StdinOnce -> EOF
+        # -> the runner exits -> auto-remove), and the client fails over to the other replica.
+        assert len(labelled(a.pool_id)) == 1
+        a.process.send_signal(signal.SIGKILL)
+        a.process.wait()
+        rs = client.execute_batch([echo_request(i) for i in range(8)])
+        assert [r["status"] for r in rs] == ["accepted"] * 8
+        for _ in range(100):
+            if not labelled(a.pool_id):
+                break
+            time.sleep(0.1)
+        assert labelled(a.pool_id) == []
+        client.close()
+
+
+@pytest.mark.docker
+def test_orphaned_containers_are_reaped_at_start():
+    from sandbox.image import docker_client, image_tag
+    from sandbox.pool import SandboxPool
+
+    client = docker_client()
+    orphan = client.containers.run(image_tag(), ["sleep", "300"], detach=True, network_mode="none",
+                                   labels={LABEL: "1", LABEL_POOL: "orphan-test",
+                                           LABEL_OWNER: f"{os.uname().nodename}:999999:1"})
+
+    async def main():
+        async with SandboxPool(size=1) as pool:
+            return await pool.execute(__import__("sandbox.schema").schema.ExecuteRequest(**echo_request(3)))
+
+    try:
+        assert asyncio.run(main())["status"] == "accepted"
+        assert labelled("orphan-test") == []
+    finally:
+        subprocess.run(["docker", "rm", "-f", orphan.id], capture_output=True)
+
+
+# --------------------------------------------------------------------------------------------- client
+
+def test_client_retries_transport_errors_only():
+    calls = []
+
+    def handler(status):
+        def h(request: httpx.Request):
+            calls.append(str(request.url))
+            if status == "refuse":
+                raise httpx.ConnectError("refused", request=request)
+            return httpx.Response(status, json={"detail": "tests.0.code: Field required"})
+        return h
+
+    for status, n_calls, exc in [(422, 1, SandboxRequestError), (503, 3, SandboxUnavailable),
+                                 ("refuse", 3, SandboxUnavailable), (400, 1, SandboxRequestError)]:
+        calls.clear()
+        c = SandboxClient(["http://a", "http://b"], retries=2, backoff_s=0.0,
+                          transport=httpx.MockTransport(handler(status)))
+        with pytest.raises(exc) as info:
+            c.execute({"language": "python", "code": "x"})
+        assert len(calls) == n_calls
+        if status == 422:
+            assert "tests.0.code" in str(info.value)
+        if n_calls == 3:  # attempts alternate between the replicas
+            assert calls == ["http://a/v1/execute", "http://b/v1/execute", "http://a/v1/execute"]
+
+
+@pytest.mark.docker
+def test_client_fails_over_and_respects_its_deadline(sandbox_url):
+    dead = "http://127.0.0.1:9"  # nothing listens on the discard port
+    with SandboxClient([dead, sandbox_url], retries=3, backoff_s=0.0) as c:
+        assert c.execute(echo_request(2))["status"] == "accepted"
+        assert [r["status"] for r in c.execute_batch([echo_request(i) for i in range(4)])] == ["accepted"] * 4
+    t0 = time.monotonic()
+    with SandboxClient([dead], retries=100, backoff_s=0.05, timeout_s=1.5) as c, \
+            pytest.raises(SandboxUnavailable):
+        c.execute(echo_request(1))
+    assert time.monotonic() - t0 < 3
+    slow = {"language": "python", "code": "import time\ntime.sleep(3)", "time_limit_s": 5}
+    t0 = time.monotonic()
+    with SandboxClient(sandbox_url, timeout_s=1.0) as c, pytest.raises(SandboxUnavailable):
+        c.execute(slow)
+    assert time.monotonic() - t0 < 2.5
+
+    async def main():
+        async with AsyncSandboxClient([dead, sandbox_url], backoff_s=0.0) as ac:
+            one = await ac.execute(echo_request(5))
+            many = await ac.execute_batch([echo_request(i) for i in range(3)])
+            with pytest.raises(SandboxRequestError):
+                await ac.execute({"language": "python"})
+            return [one] + many
+
+    assert [r["status"] for r in asyncio.run(main())] == ["accepted"] * 4
+
+
+# ---------------------------------------------------------------------------------------------- image
+
+def test_image_tag_is_a_content_hash():
+    from sandbox.image import SPEC, image_tag, mmdebstrap_command
+
+    assert image_tag() == image_tag(dict(SPEC))
+    assert re.fullmatch(r"rlvr-sandbox:[0-9a-f]{16}", image_tag())
+    assert image_tag(dict(SPEC, packages=SPEC["packages"] + ["nodejs"])) != image_tag()
+    cmd = mmdebstrap_command()
+    assert cmd[0] == "mmdebstrap" and "--include=g++,python3" in cmd and cmd[-1] == "-"
+
+
+@pytest.mark.docker
+def test_build_image_is_idempotent_via_cli():
+    from sandbox.image import image_tag
+
+    env = dict(os.environ)
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "rlvr.cli", "sandbox", "build-image"], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == image_tag()
+    r = subprocess.run([sys.executable, "-m", "rlvr.cli", "sandbox", "build-image"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 0 and "already present" in r.stderr
+    assert time.monotonic() - t0 < 300
+
+
+def test_no_docker_engine_gives_a_clear_error():
+    env = dict(os.environ, DOCKER_HOST="unix:///nonexistent/docker.sock")
+    r = subprocess.run([sys.executable, "-m", "rlvr.cli", "sandbox", "build-image"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert "no Docker engine is reachable" in r.stderr and "dockerd" in r.stderr
