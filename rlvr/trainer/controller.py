@@ -17,8 +17,8 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,19 @@ class StepHooks:
         pass
 
 
+@dataclass
+class _Pending:
+    """A submitted rollout: its prompts and the Ray futures of its chunks."""
+
+    stream: PromptStream
+    prompt_idx: list[int]
+    step: int
+    sampler: dict | None
+    chunks: list[tuple]
+    t0: float
+    futures: list = field(default_factory=list)
+
+
 class Controller:
     def __init__(self, cfg: GRPOConfig, hooks: StepHooks | None = None, console: Any = None):
         from rich.console import Console
@@ -59,6 +72,8 @@ class Controller:
         self.version = 0
         self.step = 0
         self.rollout_restarts = 0  # rollout chunks re-issued after a worker died (whole run)
+        self._prefetched: _Pending | None = None
+        self._cursor: dict[str, int] | None = None
         self._stack = contextlib.ExitStack()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rlvr-reward")
 
@@ -257,17 +272,19 @@ class Controller:
         written last and atomically, so a run killed mid-save resumes from the previous checkpoint."""
         import ray
 
-        client = {"step": self.step, "version": self.version, "cursor": self.train_prompts.state_dict()}
+        # a prefetched (off-policy) batch is not part of the checkpoint: resume regenerates it
+        cursor = self._cursor if self._cursor is not None else self.train_prompts.state_dict()
+        client = {"step": self.step, "version": self.version, "cursor": cursor}
         ray.get([lr.save.remote(str(self.ckpt_dir), client) for lr in self.learners])
         tmp = self.out / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(client))
         tmp.replace(self.out / STATE_FILE)
 
     # ================================================================== rollouts
-    def _submit(
-        self, prompt_idx: list[int], stream: PromptStream, step: int, n: int, sampler: dict | None = None
-    ):
-        """Spread ``len(prompt_idx) * n`` rows over the workers; returns (futures, chunk args)."""
+    def _launch(
+        self, stream: PromptStream, prompt_idx: list[int], step: int, n: int, sampler: dict | None = None
+    ) -> _Pending:
+        """Spread ``len(prompt_idx) * n`` rows over the workers (contiguous, balanced) and submit them."""
         prompts, groups, seeds = [], [], []
         for g, i in enumerate(prompt_idx):
             for j in range(n):
@@ -286,28 +303,32 @@ class Controller:
             for w in range(k)
             if bounds[w + 1] > bounds[w]
         ]
-        futures = [self._generate(w, p, gr, s, sampler) for w, p, gr, s in chunks]
-        return futures, chunks
+        pending = _Pending(stream, prompt_idx, step, sampler, chunks, time.perf_counter())
+        pending.futures = [self._generate(w, p, g, s_, sampler) for w, p, g, s_ in chunks]
+        self.hooks.rollout_submitted(self, step)
+        return pending
 
     def _generate(self, w: int, prompts, groups, seeds, sampler):
         return self.workers[w].generate.remote(
             prompts, groups, seeds, self.cfg.rollout.micro_batch_size, sampler
         )
 
-    def _collect(
-        self, futures: list, chunks: list, on_ready: Callable[[int, RolloutBatch], None]
-    ) -> list[RolloutBatch]:
-        """Wait for every chunk; a chunk whose worker died is re-issued (after the restarted worker
-        gets the current weights). ``on_ready`` runs as each chunk lands (reward scoring overlaps)."""
+    def _finish(self, pending: _Pending) -> tuple[RolloutBatch, list[Any], dict[str, float]]:
+        """Wait for every chunk and score it as it lands (rewards overlap the remaining generation).
+
+        A chunk whose worker died is re-issued once Ray has restarted the worker and it has the
+        current weights."""
         import ray
         from ray.exceptions import RayActorError
 
-        results: list[RolloutBatch | None] = [None] * len(futures)
-        pending = {f: i for i, f in enumerate(futures)}
+        futures, chunks = pending.futures, pending.chunks
+        batches: list[RolloutBatch | None] = [None] * len(futures)
+        scored: list[Future | None] = [None] * len(futures)
+        waiting = {f: i for i, f in enumerate(futures)}
         attempts = [0] * len(futures)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ready[0])
+        while waiting:
+            ready, _ = ray.wait(list(waiting), num_returns=1)
+            i = waiting.pop(ready[0])
             try:
                 batch = ray.get(ready[0])
             except RayActorError as exc:
@@ -315,17 +336,26 @@ class Controller:
                 self.rollout_restarts += 1
                 if attempts[i] > self.cfg.rollout.max_restarts + 1:
                     raise RuntimeError(f"rollout chunk {i} failed {attempts[i]} times") from exc
-                w, p, g, s = chunks[i]
+                w, p, g, s_ = chunks[i]
                 self.console.print(
                     f"[yellow]rollout worker {w} died ({type(exc).__name__}); re-issuing its chunk[/]"
                 )
                 self._wait_worker(w)
-                fut = self._generate(w, p, g, s, getattr(self, "_sampler_override", None))
-                pending[fut] = i
+                waiting[self._generate(w, p, g, s_, pending.sampler)] = i
                 continue
-            results[i] = batch
-            on_ready(i, batch)
-        return [r for r in results if r is not None]
+            batches[i] = batch
+            scored[i] = self._score_async(pending.stream, pending.prompt_idx, batch)
+        t_gen = time.perf_counter() - pending.t0
+        results = [r for f in scored for r in f.result()]
+        t_all = time.perf_counter() - pending.t0
+        rollout = concat_batches([b for b in batches if b is not None], self.pad_id)
+        return rollout, results, {"time/generate": t_gen, "time/reward_tail": t_all - t_gen}
+
+    def rollout_and_score(
+        self, stream: PromptStream, prompt_idx: list[int], step: int, n: int, sampler: dict | None = None
+    ) -> tuple[RolloutBatch, list[Any], dict[str, float]]:
+        """Generate ``n`` samples per prompt and score them."""
+        return self._finish(self._launch(stream, prompt_idx, step, n, sampler))
 
     def _wait_worker(self, w: int, timeout_s: float = 300) -> None:
         """Block until Ray has restarted worker ``w``, then give it the current weights."""
@@ -358,29 +388,6 @@ class Controller:
             )
         return self._pool.submit(score_sync, self.verifier, samples, deadline_s=self.cfg.reward.deadline_s)
 
-    def rollout_and_score(
-        self, stream: PromptStream, prompt_idx: list[int], step: int, n: int, sampler: dict | None = None
-    ) -> tuple[RolloutBatch, list[Any], dict[str, float]]:
-        """Generate ``n`` samples per prompt and score them; rewards overlap generation chunk by chunk."""
-        t0 = time.perf_counter()
-        self._sampler_override = sampler
-        futures, chunks = self._submit(prompt_idx, stream, step, n, sampler)
-        self.hooks.rollout_submitted(self, step)
-        scored: dict[int, Future] = {}
-        gen_done: list[float] = []
-
-        def on_ready(i: int, batch: RolloutBatch) -> None:
-            gen_done.append(time.perf_counter())
-            scored[i] = self._score_async(stream, prompt_idx, batch)
-
-        batches = self._collect(futures, chunks, on_ready)
-        t_gen = time.perf_counter() - t0
-        results = [r for i in range(len(batches)) for r in scored[i].result()]
-        t_all = time.perf_counter() - t0
-        self._sampler_override = None
-        rollout = concat_batches(batches, self.pad_id)
-        return rollout, results, {"time/generate": t_gen, "time/reward_tail": t_all - t_gen}
-
     # ================================================================== one RL step
     def train_step(self) -> dict[str, Any]:
         import ray
@@ -388,8 +395,19 @@ class Controller:
         cfg, step, n = self.cfg, self.step, self.cfg.rollout.n
         t_step = time.perf_counter()
         restarts_before = self.rollout_restarts
-        prompt_idx = self.train_prompts.next_batch(cfg.data.prompts_per_step)
-        rollout, results, timing = self.rollout_and_score(self.train_prompts, prompt_idx, step, n)
+        pending = self._prefetched or self._launch(
+            self.train_prompts, self.train_prompts.next_batch(cfg.data.prompts_per_step), step, n
+        )
+        self._prefetched = None
+        self._cursor = self.train_prompts.state_dict()  # what a checkpoint after this step resumes from
+        prompt_idx = pending.prompt_idx
+        rollout, results, timing = self._finish(pending)
+        if cfg.trainer.off_policy_overlap and step + 1 < cfg.trainer.total_steps:
+            # one-step off-policy: step k+1 generates with the weights of step k while the learner
+            # trains on step k (workers run the queued generate before the next weight update)
+            self._prefetched = self._launch(
+                self.train_prompts, self.train_prompts.next_batch(cfg.data.prompts_per_step), step + 1, n
+            )
         rewards = torch.tensor([r.reward for r in results], dtype=torch.float).view(-1, n)
         selection = select_groups(
             cfg.algo.zero_advantage,

@@ -124,3 +124,20 @@ def test_rollout_actor_killed_mid_step_is_restarted_and_the_step_completes(grpo_
     assert [r["step"] for r in rows] == [1]
     assert rows[0]["rollout/restarts"] >= 1
     assert len(_completions(tmp_path / "run")) == 8
+
+
+def test_one_step_off_policy_overlap_generates_with_the_previous_weights(grpo_world, tmp_path):
+    cfg = load_config(
+        GRPOConfig,
+        None,
+        grpo_overrides(
+            grpo_world, tmp_path / "run", **{"trainer.total_steps": 3, "trainer.off_policy_overlap": "true", "data.heldout": "null"}
+        ),
+    )
+    with Controller(cfg) as c:
+        c.run()
+    rows = _metrics(tmp_path / "run")
+    # step 2's rollout was submitted before step 1's update, so it used version 0; step 3 used version 1
+    assert [r["rollout/version"] for r in rows] == [0, 0, 1]
+    # the checkpoint after step 3 points at the data after step 3 (nothing prefetched past the end)
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["cursor"] == {"epoch": 0, "position": 6}
