@@ -1,21 +1,28 @@
-"""The candidate side of function-call tests, plus the value codec shared with the harness and the host.
+"""Where candidate programs start (the zygote), the candidate side of function-call tests, and the
+value codec shared with the harness and the host.
 
-Run inside the sandbox as ``python3 -I -S -B -c <this source> SOLUTION_PATH``: it loads the candidate's
-program as module ``solution`` and then serves calls over two pipes (fd 3: requests in, fd 4: replies
-out), one JSON line each. This process holds nothing secret: the harness that asks the questions and
-judges the answers is another process, and expected values never reach this one.
+Inside the sandbox the runner starts this file once as ``python3 -I -S -B -c <source> --zygote``: a
+clean interpreter that pre-imports common standard modules and then only forks. Every program gets
+a *fresh process* forked from it (double fork, so the program is re-parented to the runner, PID 1),
+which skips the ~10 ms interpreter start per program without sharing anything between programs:
+the zygote never runs candidate code and holds no test data. A forked child either runs a Python
+program as ``__main__`` (stdio tests), execs a binary (C++, the compiler), or loads the program as
+module ``solution`` and serves function calls over two pipes (fd 3: requests in, fd 4: replies out).
+A call server holds nothing secret: the harness that asks the questions and judges the answers is
+another process, and expected values never reach it.
 
 Values cross process boundaries as "tagged JSON" built only from exact builtin types. An object with a
 custom ``__eq__`` (or a subclass of ``int``/``list``...) cannot be encoded, so it can never be compared
-by anyone; the receiver rebuilds fresh builtin objects. Decoding is ``json.loads`` plus tag rebuilding:
-no code runs on either side. This file must only use the standard library (it runs in the sandbox).
+by anyone; the receiver rebuilds fresh builtin objects. The harness sends requests as length-prefixed
+``marshal`` frames (trusted data, fast to read here); the candidate answers with JSON lines written by
+:func:`to_json` (the harness parses them with ``json``, which is safe on untrusted input). This file
+uses only the standard library, and cheap modules at import time: it runs in the sandbox.
 """
 
-from __future__ import annotations
-
-import base64
-import json
+import binascii
+import marshal
 import math
+from _json import encode_basestring_ascii as _json_str  # the C string escaper: no `json` import
 
 _MAX_DEPTH = 200
 
@@ -53,7 +60,7 @@ def _enc(x, depth: int, seen: set):
         finally:
             seen.discard(id(x))
     if t is bytes:
-        return {"__b": base64.b64encode(x).decode()}
+        return {"__b": binascii.b2a_base64(x, newline=False).decode()}
     if t is complex:
         return {"__c": [_enc(x.real, depth, seen), _enc(x.imag, depth, seen)]}
     raise EncodeError(f"cannot serialize a value of type {t.__module__}.{t.__qualname__}")
@@ -82,7 +89,7 @@ def decode_value(v):
         if tag == "__d":
             return {decode_value(k): decode_value(val) for k, val in body}
         if tag == "__b":
-            return base64.b64decode(body)
+            return binascii.a2b_base64(body)
         if tag == "__x":
             if body not in ("inf", "-inf", "nan"):
                 raise ValueError(f"bad float tag {body!r}")
@@ -90,6 +97,24 @@ def decode_value(v):
         if tag == "__c":
             return complex(decode_value(body[0]), decode_value(body[1]))
     raise ValueError(f"malformed tagged value: {str(v)[:80]}")
+
+
+def to_json(v) -> str:
+    """JSON text of tagged data (None/bool/int/finite float/str/list/dict with str keys) without `json`."""
+    t = type(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is int or t is float:
+        return repr(v)
+    if t is str:
+        return _json_str(v)
+    if t is list:
+        return "[" + ",".join([to_json(e) for e in v]) + "]"
+    if t is dict:
+        return "{" + ",".join([_json_str(k) + ":" + to_json(e) for k, e in v.items()]) + "}"
+    raise EncodeError(f"not tagged data: {t.__name__}")
 
 
 def json_to_tagged(v):
@@ -108,16 +133,11 @@ def json_to_tagged(v):
 # Candidate-side call server (only when run as a script inside the sandbox).
 
 
-def _serve(solution_path: str) -> None:  # pragma: no cover - runs inside the container
+def _serve_calls(solution_path: str) -> None:  # pragma: no cover - runs inside the container
     import os
     import sys
-    import traceback
-    import types
 
-    if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(0)
     rfd, wfd = 3, 4
-    buf = bytearray()
 
     def send(obj) -> None:
         try:
@@ -125,27 +145,26 @@ def _serve(solution_path: str) -> None:  # pragma: no cover - runs inside the co
             sys.stderr.flush()
         except Exception:
             pass
-        data = (json.dumps(obj, allow_nan=False) + "\n").encode()
+        data = (to_json(obj) + "\n").encode()
         while data:
             n = os.write(wfd, data)
             data = data[n:]
 
-    def recv():
-        while True:
-            i = buf.find(b"\n")
-            if i >= 0:
-                line = bytes(buf[:i])
-                del buf[: i + 1]
-                return json.loads(line)
-            chunk = os.read(rfd, 1 << 16)
+    def read_exact(n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = os.read(rfd, n)
             if not chunk:
-                os._exit(0)
-            buf.extend(chunk)
+                os._exit(0)  # the harness is gone
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
 
-    def describe(exc: BaseException) -> str:
-        return "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
+    def recv():
+        size = int.from_bytes(read_exact(4), "big")
+        return marshal.loads(read_exact(size))
 
-    mod = types.ModuleType("solution")
+    mod = type(sys)("solution")
     mod.__file__ = solution_path
     sys.modules["solution"] = mod
     try:
@@ -153,8 +172,8 @@ def _serve(solution_path: str) -> None:  # pragma: no cover - runs inside the co
             source = f.read()
         exec(compile(source, "solution.py", "exec"), mod.__dict__)
     except BaseException as exc:  # SystemExit at import time is a failure too
-        traceback.print_exc()
-        send({"op": "loaded", "ok": False, "error": describe(exc)})
+        _show(exc)
+        send({"op": "loaded", "ok": False, "error": _describe(exc)})
         os._exit(1)
     send({"op": "loaded", "ok": True})
 
@@ -181,7 +200,7 @@ def _serve(solution_path: str) -> None:  # pragma: no cover - runs inside the co
                     else:
                         try:
                             found[name] = {"value": encode_value(obj)}
-                        except EncodeError:
+                        except (EncodeError, RecursionError):
                             pass
                 send({"op": "names", "found": found})
                 continue
@@ -190,8 +209,8 @@ def _serve(solution_path: str) -> None:  # pragma: no cover - runs inside the co
             kwargs = decode_value(req.get("kwargs", {"__d": []}))
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            traceback.print_exc()
-            send({"op": "raised", "error": describe(exc)})
+            _show(exc)
+            send({"op": "raised", "error": _describe(exc)})
             continue
         try:
             send({"op": "returned", "value": encode_value(result)})
@@ -199,7 +218,175 @@ def _serve(solution_path: str) -> None:  # pragma: no cover - runs inside the co
             send({"op": "bad_value", "error": str(exc)[:500]})
 
 
-if __name__ == "__main__":  # pragma: no cover - runs inside the container
-    import sys as _sys
+def _describe(exc: BaseException) -> str:
+    try:
+        return (f"{type(exc).__name__}: {exc}")[-2000:]
+    except Exception:
+        return type(exc).__name__
 
-    _serve(_sys.argv[1])
+
+def _show(exc: BaseException) -> None:
+    import sys
+
+    try:  # the interpreter's own C traceback printer: no `traceback` import needed
+        sys.__excepthook__(type(exc), exc, exc.__traceback__)
+    except Exception:
+        pass
+
+
+def _run_main(path: str) -> None:  # pragma: no cover - runs inside the container
+    """Run a Python program as ``__main__`` and end the way the interpreter would.
+
+    Exit status: the ``SystemExit`` code, 1 after an uncaught exception, else 0. Non-daemon threads
+    are joined, atexit handlers run and stdio is flushed, then the process ends with ``os._exit``:
+    tearing down every preloaded module (a full interpreter finalization) would cost more CPU than
+    most programs.
+    """
+    import builtins
+    import os
+    import sys
+
+    main = type(sys)("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+    sys.argv = [path]
+    code = 0
+    try:
+        with open(path, "rb") as f:
+            compiled = compile(f.read(), path, "exec")
+        exec(compiled, main.__dict__)
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException as exc:
+        _show(exc)
+        code = 1
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException as exc:
+        _show(exc)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            code = code or 120  # what CPython exits with when flushing stdout fails
+    os._exit(code)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    import sys
+
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    try:
+        print(exc.code, file=sys.stderr)
+    except BaseException:
+        pass
+    return 1
+
+
+# Modules most programs import: loaded once in the zygote, so forked programs get them for free.
+PRELOAD = ("typing", "collections", "itertools", "functools", "heapq", "bisect", "math", "re", "string",
+           "random", "json", "fractions", "decimal", "operator", "copy", "statistics", "datetime")
+
+
+def _zygote() -> None:  # pragma: no cover - runs inside the container
+    import ctypes
+    import os
+    import resource
+    import socket
+    import sys
+
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    libc = ctypes.CDLL(None)
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE=0: other processes (programs) cannot ptrace us
+    ctl = socket.socket(fileno=3)  # SOCK_SEQPACKET from the runner: one request (+ fds) per message
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 16)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)
+        spec = marshal.loads(msg)
+        r, w = os.pipe()
+        mid = os.fork()
+        if mid == 0:
+            os.close(r)
+            pid = os.fork()
+            if pid:
+                os.write(w, str(pid).encode())
+                os._exit(0)
+            # the program's process: re-parented to the runner as soon as `mid` exits
+            try:
+                os.setsid()
+                _child_setup(spec, fds, libc, resource)
+            except BaseException as exc:
+                _show(exc)  # stderr is already the program's stderr pipe (or ours)
+                os._exit(126)
+            mode = spec["mode"]
+            if mode == "exec":
+                try:
+                    os.execve(spec["argv"][0], spec["argv"], spec["env"])
+                finally:
+                    os._exit(127)
+            ctl.detach()
+            if mode == "main":
+                _run_main(spec["path"])
+            else:
+                _serve_calls(spec["path"])
+            os._exit(0)
+        os.close(w)
+        data = b""
+        while True:
+            chunk = os.read(r, 32)
+            if not chunk:
+                break
+            data += chunk
+        os.close(r)
+        os.waitpid(mid, 0)
+        for fd in fds:
+            os.close(fd)
+        try:
+            ctl.send(data or b"0")
+        except OSError:
+            os._exit(0)
+
+
+def _child_setup(spec, fds, libc, resource) -> None:  # pragma: no cover - runs inside the container
+    import fcntl
+    import os
+
+    staged = [fcntl.fcntl(fd, fcntl.F_DUPFD, 256) for fd in fds]
+    for target, src in enumerate(staged):
+        os.dup2(src, target, inheritable=True)
+    os.closerange(len(staged), 4096)
+    for res, value in spec["limits"]:
+        resource.setrlimit(res, (value, value))
+    # dumpable again (first: /proc/self of a non-dumpable process is root's), so the harness can read
+    # its exit code in /proc and it can raise its own OOM score
+    libc.prctl(4, 1, 0, 0, 0)
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")  # the kernel's OOM killer picks programs first, never the runner
+    os.chdir(spec["cwd"])
+    os.environ.clear()
+    os.environ.update(spec["env"])
+
+
+if __name__ == "__main__":  # pragma: no cover - runs inside the container
+    _zygote()

@@ -17,6 +17,9 @@ class Language:
     run: tuple[str, ...]
     compile: tuple[str, ...] | None = None
     compile_time_limit_s: float = 10.0
+    # Python programs are forked from the warm zygote interpreter and run as __main__ instead of
+    # exec'ing `run` (same semantics as `python3 -I -S -B main.py`, without the interpreter start).
+    run_python: bool = False
     # Test types it supports. `call`/`assert` need an interpreter that can host candidate.py.
     test_types: frozenset[str] = frozenset({"stdio"})
     # stderr fragments that mean "ran out of memory" when the process failed without an OOM kill
@@ -30,6 +33,7 @@ LANGUAGES: dict[str, Language] = {
         name="python",
         source_name="main.py",
         run=("/usr/bin/python3", "-I", "-S", "-B", "main.py"),
+        run_python=True,
         test_types=frozenset({"stdio", "call", "assert"}),
         mle_markers=("MemoryError",),
     ),

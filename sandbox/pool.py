@@ -255,11 +255,14 @@ class Worker:
         self.memory_mb = memory_mb
 
     # -- one job ---------------------------------------------------------------------------------
-    def _call(self, frame: dict, nonce: str, timeout: float) -> dict:
+    def _send(self, frame: dict, nonce: str) -> int:
         self.seq += 1
         frame.update(nonce=nonce, seq=self.seq)
         self.stream.send(frame)
-        return self._recv(nonce, self.seq, timeout)
+        return self.seq
+
+    def _call(self, frame: dict, nonce: str, timeout: float) -> dict:
+        return self._recv(nonce, self._send(frame, nonce), timeout)
 
     def _recv(self, nonce: str, seq: int, timeout: float) -> dict:
         reply = self.stream.recv(time.monotonic() + timeout)
@@ -282,12 +285,22 @@ class Worker:
         begin = {
             "op": "begin", "kind": kind, "source_name": lang.source_name, "code": req.code,
             "compile": list(lang.compile) if lang.compile else None, "run": list(lang.run),
+            "run_python": lang.run_python,
             "time_limit_s": tl, "wall_limit_s": wall, "compile_time_limit_s": lang.compile_time_limit_s,
             "output_limit": cfg.output_limit_bytes, "fsize_limit": cfg.fsize_limit_bytes,
             "nofile_limit": cfg.nofile_limit, "stack_limit": cfg.stack_limit_mb << 20,
             "env": dict(CANDIDATE_ENV, **lang.env), "n_tests": max(1, len(tests)),
         }
-        started = self._call(begin, nonce, lang.compile_time_limit_s * 3 + 30)
+        frames = [self._test_frame(t) for t in tests] or [{"op": "test", "stdin": req.stdin}]
+        per_test_timeout = 2 * wall + 15
+        # Without fail_fast no decision depends on a verdict: send the whole job at once and read the
+        # replies as they come (the runner answers tests behind a failed compile with "not_run").
+        pipelined = not req.fail_fast
+        seqs = []
+        begin_seq = self._send(begin, nonce)
+        if pipelined:
+            seqs = [self._send(f, nonce) for f in frames] + [self._send({"op": "end"}, nonce)]
+        started = self._recv(nonce, begin_seq, lang.compile_time_limit_s * 3 + 30)
         self.jobs += 1
         compile_info = None
         if started.get("compile") is not None:
@@ -297,33 +310,24 @@ class Worker:
                             "stderr": self._clip(decode_output(c.get("stderr_b64", "")))}
         results: list[dict] = []
         statuses: list[Status] = []
-        if not started.get("ok"):
-            overall = Status.COMPILE_ERROR
-        else:
-            frames = [self._test_frame(t) for t in tests] or [{"op": "test", "stdin": req.stdin}]
-            per_test_timeout = 2 * wall + 15
-            pipelined = not req.fail_fast
-            seqs = []
-            if pipelined:  # no decision depends on a verdict: send everything now
-                for f in frames:
-                    self.seq += 1
-                    f.update(nonce=nonce, seq=self.seq)
-                    seqs.append(self.seq)
-                    self.stream.send(f)
-            for i, f in enumerate(frames):
-                if pipelined:
-                    raw = self._recv(nonce, seqs[i], per_test_timeout)
-                else:
-                    raw = self._call(f, nonce, per_test_timeout)
-                test = tests[i] if tests else None
-                status, message = classify(raw, test.model_dump() if test else None, compare=req.compare,
-                                           float_tol=req.float_tol, mle_markers=lang.mle_markers)
-                statuses.append(status)
-                results.append(self._test_result(status, message, raw))
-                if req.fail_fast and status != Status.ACCEPTED:
-                    break
-            overall = overall_status(statuses)
-        end = self._call({"op": "end"}, nonce, 30)
+        for i, f in enumerate(frames):
+            if pipelined:
+                raw = self._recv(nonce, seqs[i], per_test_timeout)
+            elif not started.get("ok"):
+                break
+            else:
+                raw = self._recv(nonce, self._send(f, nonce), per_test_timeout)
+            if not started.get("ok"):
+                continue
+            test = tests[i] if tests else None
+            status, message = classify(raw, test.model_dump() if test else None, compare=req.compare,
+                                       float_tol=req.float_tol, mle_markers=lang.mle_markers)
+            statuses.append(status)
+            results.append(self._test_result(status, message, raw))
+            if req.fail_fast and status != Status.ACCEPTED:
+                break
+        overall = overall_status(statuses) if started.get("ok") else Status.COMPILE_ERROR
+        end = self._recv(nonce, seqs[-1], 30) if pipelined else self._call({"op": "end"}, nonce, 30)
         clean = bool(end.get("clean")) and self.jobs < cfg.jobs_per_container
         if not end.get("clean"):
             log.warning("container %s dirty after job: %s", self.index, end.get("problems"))

@@ -19,16 +19,19 @@ Why the candidate cannot forge a verdict:
   reports to the runner over its own pipe, each message stamped with a nonce the candidate never saw.
 """
 
+import ast  # imported once here so every forked harness has it for free
 import base64
 import builtins
 import ctypes
 import fcntl
 import json
+import marshal
 import math
 import os
 import resource
 import select
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -116,35 +119,73 @@ def proc_cpu(pid):
         return None
 
 
-def spawn(argv, cwd, env, limits, fds):
-    """fork+exec ``argv`` with ``fds`` ({child_fd: parent_fd}) as its only descriptors.
+class Zygote:
+    """The clean interpreter every program is forked from (see candidate.py); restarted when unwell."""
 
-    The child gets its own session, rlimits, and the highest OOM score so the kernel kills it (not
-    the runner or harness) when the container's memory cgroup is full.
-    """
-    pid = os.fork()
-    if pid == 0:  # child: only async-signal-safe-ish work, then exec
-        try:
-            os.setsid()
-            # park the sources above any target first, so placing 0..n cannot clobber one
-            staged = {child: fcntl.fcntl(parent, fcntl.F_DUPFD, 256) for child, parent in fds.items()}
-            for child, src in staged.items():
-                os.dup2(src, child, inheritable=True)
-            os.closerange(max(fds) + 1, 4096)
-            for res, value in limits:
-                resource.setrlimit(res, (value, value))
+    def __init__(self):
+        self.pid, self.sock = None, None
+
+    def start(self):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        null = os.open("/dev/null", os.O_RDWR)
+        pid = os.fork()
+        if pid == 0:
             try:
-                with open("/proc/self/oom_score_adj", "w") as f:
-                    f.write("1000")
-            except OSError:
+                staged = [fcntl.fcntl(fd, fcntl.F_DUPFD, 256) for fd in (null, null, 2, child.fileno())]
+                for target, src in enumerate(staged):
+                    os.dup2(src, target, inheritable=True)
+                os.closerange(4, 4096)
+                argv = [sys.executable, "-I", "-S", "-B", "-c", CANDIDATE_BOOT, "--zygote"]
+                os.execve(argv[0], argv, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+            finally:
+                os._exit(127)
+        child.close()
+        os.close(null)
+        parent.settimeout(20)
+        self.pid, self.sock = pid, parent
+
+    def healthy(self):
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError, TypeError):
+            return False
+        return state in (b"S", b"R", b"D")
+
+    def stop(self):
+        if self.pid is not None:
+            kill_tree(self.pid)
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
                 pass
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            os.chdir(cwd)
-            os.execve(argv[0], argv, env)
-        except BaseException:
-            os._exit(127)
-    return pid
+        if self.sock is not None:
+            self.sock.close()
+        self.pid, self.sock = None, None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def spawn(self, spec, fds, may_restart=True):
+        """Fork a fresh program process with ``fds`` as its 0..n-1; returns its pid (a child of PID 1)."""
+        for _ in range(2):
+            if may_restart and (self.pid is None or not self.healthy()):
+                self.restart()
+            try:
+                socket.send_fds(self.sock, [marshal.dumps(spec)], fds)
+                pid = int(self.sock.recv(64))
+                if pid > 0:
+                    return pid
+            except (OSError, ValueError, AttributeError):
+                pass
+            if not may_restart:
+                break
+            self.restart()
+        raise RuntimeError("the zygote does not answer")
+
+
+ZYGOTE = Zygote()
 
 
 def rlimits(cpu_s, fsize, nofile, stack):
@@ -166,7 +207,7 @@ def decode_status(status):
     return os.WEXITSTATUS(status), None
 
 
-def run_process(argv, stdin, cwd, env, time_limit, wall_limit, output_limit, limits):
+def run_process(spec, stdin, time_limit, wall_limit, output_limit):
     """Run one process to completion, feeding stdin and draining stdout/stderr while it runs.
 
     Returns facts: outcome ('exited' | 'timeout' | 'output_limit'), exit code or signal, CPU seconds
@@ -178,9 +219,11 @@ def run_process(argv, stdin, cwd, env, time_limit, wall_limit, output_limit, lim
     err_r, err_w = os.pipe()
     oom_before = oom_kills()
     t0 = time.monotonic()
-    pid = spawn(argv, cwd, env, limits, {0: in_r, 1: out_w, 2: err_w})
-    for fd in (in_r, out_w, err_w):
-        os.close(fd)
+    try:
+        pid = ZYGOTE.spawn(spec, [in_r, out_w, err_w])
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
     for fd in (in_w, out_r, err_r):
         os.set_blocking(fd, False)
     stdin_view = memoryview(stdin)
@@ -192,6 +235,7 @@ def run_process(argv, stdin, cwd, env, time_limit, wall_limit, output_limit, lim
     outcome, timeout_kind, status, rusage = "exited", None, None, None
     open_reads = {out_r, err_r}
     killed = False
+    idle = 0.0005
     while True:
         wpid, st, ru = os.wait4(pid, os.WNOHANG)
         if wpid == pid:
@@ -210,6 +254,10 @@ def run_process(argv, stdin, cwd, env, time_limit, wall_limit, output_limit, lim
                 kill_tree(pid)
         rlist = list(open_reads)
         wlist = [in_w] if in_w >= 0 else []
+        if not rlist and not wlist:  # pipes closed, process not reaped yet: short, growing naps
+            time.sleep(idle)
+            idle = min(idle * 2, 0.02)
+            continue
         try:
             r, w, _ = select.select(rlist, wlist, [], 0.02)
         except InterruptedError:
@@ -241,8 +289,6 @@ def run_process(argv, stdin, cwd, env, time_limit, wall_limit, output_limit, lim
             if not stdin_view:
                 os.close(in_w)
                 in_w = -1
-        if not r and not open_reads:
-            time.sleep(0.002)
     wall = time.monotonic() - t0
     # drain what is left in the pipes after exit (bounded by the caps)
     for fd in (out_r, err_r):
@@ -290,6 +336,21 @@ def run_process(argv, stdin, cwd, env, time_limit, wall_limit, output_limit, lim
     }
 
 
+def zombie_status(pid, timeout=2.0):
+    """Wait status of a process that is not our child, once it is a zombie (None if unknown)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            return None
+        if fields[0] in (b"Z", b"X"):
+            return int(fields[49]) if len(fields) > 49 else None
+        time.sleep(0.0005)
+    return None
+
+
 def kill_tree(pid):
     for target in (-pid, pid):  # its session's process group, then itself
         try:
@@ -298,29 +359,33 @@ def kill_tree(pid):
             pass
 
 
-def kill_all_others():
-    """SIGKILL every process in the container except PID 1 (us) and reap them all.
+def kill_all_others(spare=()):
+    """SIGKILL every process in the container except PID 1 (us) and ``spare``, and reap them.
 
-    kill(-1) reaches every process we may signal, i.e. all of them (same uid), including daemons that
-    double-forked away from their parent; orphans are reparented to us, so we can reap them.
+    Processes are found in /proc, so daemons that double-forked away from their parent are found
+    too; orphans are re-parented to us, so we can reap them. A fork bomb racing us is bounded by the
+    pids limit and dies within a few rounds.
     """
-    for _ in range(200):
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        alive = False
+    nap = 0.0002
+    keep = {1, *spare}
+    for _ in range(400):
+        alive = [p for p in other_pids() if p not in keep]
+        for p in alive:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
         while True:
             try:
                 wpid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
-            if wpid == 0:
-                alive = True
+            if wpid == 0 or wpid in keep:
                 break
-        if not alive and not other_pids():
+        if not alive:
             return True
-        time.sleep(0.005)
+        time.sleep(nap)
+        nap = min(nap * 2, 0.01)
     return False
 
 
@@ -399,7 +464,7 @@ class Candidate:
         self.pid = None
         self.out, self.err = bytearray(), bytearray()
         self.out_total = self.err_total = 0
-        self.budget_cpu = 0.0
+        self.dead = []  # pids of ended candidate processes; the runner (their parent) reaps them
 
     def start(self):
         job = self.job
@@ -408,12 +473,14 @@ class Candidate:
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
         null = os.open("/dev/null", os.O_RDONLY)
-        argv = [job["python"], "-I", "-S", "-B", "-c", CANDIDATE_BOOT, job["source_path"]]
         self.oom_before = oom_kills()
-        self.pid = spawn(argv, job["scratch"], job["env"], job["limits_total"],
-                         {0: null, 1: out_w, 2: err_w, 3: req_r, 4: resp_w})
-        for fd in (req_r, resp_w, out_w, err_w, null):
-            os.close(fd)
+        spec = {"mode": "call", "path": job["source_path"], "cwd": job["scratch"], "env": job["env"],
+                "limits": job["limits_total"]}
+        try:
+            self.pid = ZYGOTE.spawn(spec, [null, out_w, err_w, req_r, resp_w], may_restart=False)
+        finally:
+            for fd in (req_r, resp_w, out_w, err_w, null):
+                os.close(fd)
         for fd in (self.resp_r, self.out_r, self.err_r):
             os.set_blocking(fd, False)
         self.reader = LineReader(self.resp_r)
@@ -422,8 +489,9 @@ class Candidate:
         return self.wait_reply(self.job["time_limit"])
 
     def send(self, obj):
+        data = marshal.dumps(obj)
         try:
-            write_all(self.req_w, (json.dumps(obj) + "\n").encode())
+            write_all(self.req_w, len(data).to_bytes(4, "big") + data)
         except OSError:
             pass  # it died; wait_reply reports how
 
@@ -484,14 +552,15 @@ class Candidate:
         """Kill (if needed) and reap the candidate; facts about how it ended."""
         if outcome != "exited":
             kill_tree(self.pid)
-        _, status = os.waitpid(self.pid, 0)
+        status = zombie_status(self.pid)
+        self.dead.append(self.pid)
         self.drain([self.out_r, self.err_r])
         for fd in (self.req_w, self.resp_r, self.out_r, self.err_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        code, sig = decode_status(status)
+        code, sig = decode_status(status) if status is not None else (None, None)
         if outcome == "exited" and sig == signal.SIGXCPU:
             outcome, timeout_kind = "timeout", "cpu"
         info = {"outcome": "died" if outcome == "exited" else outcome, "timeout_kind": timeout_kind,
@@ -584,13 +653,12 @@ def run_harness(job, cmd_fd, res_fd, nonce):
         result.setdefault("exit", None)
         result.setdefault("signal", None)
         result.setdefault("oom", False)
+        result["reap"], cand.dead = cand.dead, []
         report(result)
 
 
 def free_names(code):
     """Names the test code reads but never binds at top level: the candidate may provide them."""
-    import ast
-
     tree = ast.parse(code)
     bound = set()
     for node in tree.body:
@@ -655,6 +723,8 @@ class Job:
         self.scratch = None
         self.binary = None
         self.harness = None
+        self.harness_killed = None
+        self.ok = False
 
     def begin(self):
         f = self.frame
@@ -668,15 +738,18 @@ class Job:
         self.wall = float(f["wall_limit_s"])
         self.out_limit = int(f["output_limit"])
         self.limits = rlimits(self.tl, f["fsize_limit"], f["nofile_limit"], f["stack_limit"])
+        self.ok = False
         reply = {"op": "begin", "compile": None, "ok": True}
         if f.get("compile"):
             ctl = float(f["compile_time_limit_s"])
-            res = run_process(f["compile"], b"", self.scratch, self.env, ctl, ctl * 3 + 5,
-                              self.out_limit, rlimits(ctl, f["fsize_limit"], f["nofile_limit"], 0))
+            spec = {"mode": "exec", "argv": f["compile"], "cwd": self.scratch, "env": self.env,
+                    "limits": rlimits(ctl, f["fsize_limit"], f["nofile_limit"], 0)}
+            res = run_process(spec, b"", ctl, ctl * 3 + 5, self.out_limit)
             reply["compile"] = res
             reply["ok"] = res["outcome"] == "exited" and res["exit"] == 0
         if reply["ok"] and self.kind in ("call", "assert"):
             self.start_harness(f)
+        self.ok = reply["ok"]
         return reply
 
     def start_harness(self, f):
@@ -684,7 +757,7 @@ class Job:
         self.res_r, res_w = os.pipe()
         self.harness_nonce = os.urandom(16).hex()
         hjob = {
-            "python": f["run"][0], "source_path": self.source_path, "scratch": self.scratch,
+            "source_path": self.source_path, "scratch": self.scratch,
             "env": self.env, "time_limit": self.tl, "wall_limit": self.wall,
             "output_limit": self.out_limit,
             # one backstop for the whole candidate process: every test's CPU plus loading
@@ -710,17 +783,24 @@ class Job:
         self.res_reader = LineReader(self.res_r)
 
     def test(self, frame):
+        if not self.ok:  # the host may pipeline tests behind a begin that failed to compile
+            return {"outcome": "not_run"}
         if self.kind in ("call", "assert"):
             return self.harness_test(frame)
         stdin = frame.get("stdin", "").encode("utf-8", errors="surrogatepass")
-        argv = list(self.frame["run"])
-        res = run_process(argv, stdin, self.scratch, self.env, self.tl, self.wall, self.out_limit,
-                          self.limits)
-        kill_all_others()  # nothing a test started may linger into the next test
+        if self.frame.get("run_python"):
+            spec = {"mode": "main", "path": self.source_path}
+        else:
+            spec = {"mode": "exec", "argv": list(self.frame["run"])}
+        spec.update(cwd=self.scratch, env=self.env, limits=self.limits)
+        res = run_process(spec, stdin, self.tl, self.wall, self.out_limit)
+        kill_all_others(spare=[ZYGOTE.pid])  # nothing a test started may linger into the next test
         return res
 
     def harness_test(self, frame):
         if self.harness is None:
+            if self.harness_killed:  # the program killed it earlier: its remaining tests fail too
+                return dict(self.harness_killed)
             return {"outcome": "harness_error", "message": "no harness (did begin fail?)"}
         cmd = {"type": self.kind}
         if self.kind == "call":
@@ -745,6 +825,11 @@ class Job:
         msg = self.res_reader.take()
         if not isinstance(msg, dict) or msg.pop("nonce", None) != self.harness_nonce:
             return {"outcome": "harness_error", "message": "result without the harness nonce"}
+        for pid in msg.pop("reap", ()):  # ended candidate processes are our children (re-parented)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except (ChildProcessError, TypeError):
+                pass
         return msg
 
     def harness_lost(self):
@@ -752,8 +837,9 @@ class Job:
         _, status = os.waitpid(self.harness, 0)
         code, sig = decode_status(status)
         self.harness = None
-        return {"outcome": "harness_killed", "exit": code, "signal": sig,
-                "message": "the test harness was killed during the test"}
+        self.harness_killed = {"outcome": "harness_killed", "exit": code, "signal": sig,
+                               "message": "the test harness was killed during the test"}
+        return dict(self.harness_killed)
 
     def end(self):
         return cleanup()
@@ -762,8 +848,10 @@ class Job:
 def cleanup():
     """After a job: no process but us, nothing left in writable places, no IPC objects."""
     problems = []
-    if not kill_all_others():
+    if not kill_all_others(spare=[ZYGOTE.pid]):
         problems.append("processes survive SIGKILL")
+    if not ZYGOTE.healthy():
+        ZYGOTE.restart()
     for d in WIPE_DIRS:
         if not wipe(d):
             problems.append(f"could not wipe {d}")
@@ -781,6 +869,7 @@ def main():
         pass
     reader = LineReader(0)
     job = None
+    ZYGOTE.start()
     while True:
         try:
             frame = reader.read()

@@ -115,16 +115,31 @@ def test_escapes_are_closed(sandbox_client, intact):
     assert r["status"] == "accepted", r["tests"][0]["stdout"]
 
 
-def test_kill_parent_in_each_kind(sandbox_client, intact):
+KILL_EVERYONE = """import os
+for p in os.listdir('/proc'):
+    if p.isdigit() and int(p) != os.getpid():
+        try:
+            os.kill(int(p), 9)
+        except OSError:
+            pass
+"""
+
+
+def test_kill_parent_and_grader(sandbox_client, intact):
     kill = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
     r = run(sandbox_client, kill + "print('still here')",
             [{"type": "stdio", "stdin": "", "expected_stdout": "still here"}])
-    assert r["status"] == "accepted"  # the parent is the runner (PID 1): immune
+    assert r["status"] == "accepted"  # programs are children of the runner (PID 1): immune
     r = run(sandbox_client, kill + "def f():\n    return 1", [{"type": "assert", "code": "assert f() == 1"}])
-    assert r["status"] == "runtime_error"  # the parent is the harness: killing it fails the test
-    r = run(sandbox_client, "import os\ndef f():\n    os.killpg(0, 9)\n    return 1",
-            [{"type": "call", "fn_name": "f", "args": [], "expected": 1}])
+    assert r["status"] == "accepted"
+    # Killing every process it can see takes down the harness of its test: a failure, never a pass.
+    r = run(sandbox_client, KILL_EVERYONE + "def f():\n    return 1", [{"type": "assert", "code": "assert f() == 1"}])
     assert r["status"] == "runtime_error"
+    r = run(sandbox_client, "def f():\n" + "\n".join("    " + line for line in KILL_EVERYONE.splitlines())
+            + "\n    return 1", [{"type": "call", "fn_name": "f", "args": [], "expected": 1}] * 2)
+    assert [t["status"] for t in r["tests"]] == ["runtime_error", "runtime_error"]
+    r = run(sandbox_client, KILL_EVERYONE + "print('ok')", [{"type": "stdio", "stdin": "", "expected_stdout": "ok"}])
+    assert r["status"] == "accepted"  # the runner survives; the zygote is restarted for the next job
 
 
 def test_no_interference_between_programs(sandbox_url):
@@ -149,9 +164,19 @@ print("planted")
 '''
         r = run(client, dirty, [{"type": "stdio", "stdin": "", "expected_stdout": "planted"}])
         assert r["status"] == "accepted"
-        look = ("import os\nprint(sorted(os.listdir('/tmp')) == [os.path.basename(os.getcwd())],"
-                " os.listdir('/dev/shm'), [p for p in os.listdir('/proc') if p.isdigit() and p not in"
-                " ('1', str(os.getpid()))], open('/proc/sysvipc/shm').read().count('\\n'))")
+        # other program processes: theirs is the only /proc/PID/environ a program may read (the
+        # runner and the zygote are non-dumpable)
+        look = """import os
+def readable(p):
+    try:
+        open('/proc/%s/environ' % p).close()
+        return True
+    except OSError:
+        return False
+others = [p for p in os.listdir('/proc') if p.isdigit() and p != str(os.getpid()) and readable(p)]
+print(sorted(os.listdir('/tmp')) == [os.path.basename(os.getcwd())], os.listdir('/dev/shm'), others,
+      open('/proc/sysvipc/shm').read().count('\\n'))
+"""
         r = run(client, look, [{"type": "stdio", "stdin": "", "expected_stdout": "True [] [] 1"}])
         assert r["status"] == "accepted", r["tests"][0]["stdout"]
 
