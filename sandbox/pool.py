@@ -292,15 +292,21 @@ class Worker:
             "env": dict(CANDIDATE_ENV, **lang.env), "n_tests": max(1, len(tests)),
         }
         frames = [self._test_frame(t) for t in tests] or [{"op": "test", "stdin": req.stdin}]
-        per_test_timeout = 2 * wall + 15
+        per_test_timeout = 2 * wall + 15  # the runner's own backstops fire long before this
         # Without fail_fast no decision depends on a verdict: send the whole job at once and read the
         # replies as they come (the runner answers tests behind a failed compile with "not_run").
         pipelined = not req.fail_fast
         seqs = []
         begin_seq = self._send(begin, nonce)
+        begin_budget = lang.compile_time_limit_s * 3 + 30
         if pipelined:
             seqs = [self._send(f, nonce) for f in frames] + [self._send({"op": "end"}, nonce)]
-        started = self._recv(nonce, begin_seq, lang.compile_time_limit_s * 3 + 30)
+            # the runner coalesces the replies of a pipelined job: bound the whole job, not each reply
+            job_deadline = time.monotonic() + begin_budget + len(frames) * per_test_timeout + 30
+
+            def left() -> float:
+                return job_deadline - time.monotonic()
+        started = self._recv(nonce, begin_seq, left() if pipelined else begin_budget)
         self.jobs += 1
         compile_info = None
         if started.get("compile") is not None:
@@ -312,7 +318,7 @@ class Worker:
         statuses: list[Status] = []
         for i, f in enumerate(frames):
             if pipelined:
-                raw = self._recv(nonce, seqs[i], per_test_timeout)
+                raw = self._recv(nonce, seqs[i], left())
             elif not started.get("ok"):
                 break
             else:
@@ -327,7 +333,7 @@ class Worker:
             if req.fail_fast and status != Status.ACCEPTED:
                 break
         overall = overall_status(statuses) if started.get("ok") else Status.COMPILE_ERROR
-        end = self._recv(nonce, seqs[-1], 30) if pipelined else self._call({"op": "end"}, nonce, 30)
+        end = self._recv(nonce, seqs[-1], left()) if pipelined else self._call({"op": "end"}, nonce, 30)
         clean = bool(end.get("clean")) and self.jobs < cfg.jobs_per_container
         if not end.get("clean"):
             log.warning("container %s dirty after job: %s", self.index, end.get("problems"))

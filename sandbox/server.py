@@ -93,15 +93,16 @@ def create_app(config: PoolConfig | None = None) -> FastAPI:
         log.exception("unexpected error")
         return JSONResponse(status_code=500, content={"detail": f"{type(exc).__name__}: {exc}"})
 
+    # Responses are plain JSON-ready dicts: JSONResponse skips FastAPI's per-field re-encoding.
     @app.post("/v1/execute")
-    async def execute(req: ExecuteRequest) -> dict:
-        return await pool.execute(req)
+    async def execute(req: ExecuteRequest) -> JSONResponse:
+        return JSONResponse(await pool.execute(req))
 
     @app.post("/v1/execute/batch")
-    async def execute_batch(batch: BatchRequest) -> dict:
+    async def execute_batch(batch: BatchRequest) -> JSONResponse:
         for r in batch.requests:
             pool.check(r)
-        return {"results": await pool.execute_batch(batch.requests)}
+        return JSONResponse({"results": await pool.execute_batch(batch.requests)})
 
     @app.get("/healthz")
     async def healthz() -> dict:
