@@ -67,7 +67,7 @@ def eval_cmd(
         "runs/tiny/data/rl/heldout.jsonl"
     ),
     n: Annotated[int | None, typer.Option(help="Only the first N tasks.")] = None,
-    max_new_tokens: int = 48,
+    max_new_tokens: Annotated[int, typer.Option(help="Canvas length (answers are <= 25 tokens).")] = 32,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default = max_new_tokens).")] = None,
     alg: str = "entropy",
     temperature: float = 0.0,

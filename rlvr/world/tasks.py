@@ -228,7 +228,10 @@ class Task:
 
     @property
     def prompt_text(self) -> str:
-        return f"Write a Python function `{self.signature}`. It should {self.spec}"
+        # The signature is shown as the code line that starts the answer, so writing it is an exact copy
+        # (the same ``def`` anchor in prompt and answer): a tiny model learns that in minutes, and the
+        # real work left is reading the constants out of the spec.
+        return f"Write this Python function:\ndef {self.signature}:\nIt should {self.spec}"
 
 
 def combo_key(template: str, constants: dict[str, Any]) -> str:
@@ -339,8 +342,11 @@ def to_sft_pair(task: Task) -> dict[str, Any]:
     return {"prompt": [{"role": "user", "content": task.prompt_text}], "response": task.reference_solution}
 
 
-def to_corpus_text(task: Task) -> str:
-    """A pretraining document: the solution with its spec as a docstring, then its tests."""
-    name, _, rest = task.reference_solution.partition(":\n")
-    doc = f'{name}:\n    """{task.spec[0].upper()}{task.spec[1:]}"""\n{rest}'
-    return doc + "\n\n" + "\n".join(task.tests) + "\n"
+def to_corpus_text(task: Task, n_tests: int = 2) -> str:
+    """A pretraining document: a comment with the signature and spec, the solution, then a few tests.
+
+    The comment states what the code does, so pretraining already practises the skill SFT needs
+    (turning a spec's constants into code); the asserts tie names and values to behaviour.
+    """
+    head = f"# {task.signature}: {task.spec}\n"
+    return head + task.reference_solution + "\n" + "\n".join(task.tests[:n_tests]) + "\n"

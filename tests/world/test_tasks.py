@@ -62,11 +62,14 @@ def test_rl_row_schema():
     }
     c = t.constants["c"]
     assert t.reference_solution == f"def {t.entry_point}({t.arg}):\n    return {t.arg} + {c}\n"
-    assert t.prompt_text.startswith(f"Write a Python function `{t.entry_point}({t.arg})`. It should ")
+    assert t.prompt_text.startswith(f"Write this Python function:\ndef {t.entry_point}({t.arg}):\nIt should ")
     assert str(c) in t.prompt_text
     assert len(t.tests) == 5 and all(s.startswith(f"assert {t.entry_point}(") for s in t.tests)
     assert to_sft_pair(t) == {"prompt": row["prompt"], "response": t.reference_solution}
-    assert to_corpus_text(t).endswith("\n".join(t.tests) + "\n")
+    assert (
+        to_corpus_text(t)
+        == f"# {t.signature}: {t.spec}\n{t.reference_solution}\n{t.tests[0]}\n{t.tests[1]}\n"
+    )
 
 
 def test_unknown_template_and_split_are_named():
