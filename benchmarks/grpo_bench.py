@@ -60,7 +60,13 @@ def _rows(n: int) -> list[dict]:
             "prompt": [{"role": "user", "content": f"Write f{i}(x) returning x + {i}."}],
             "data_source": "bench",
             "ability": "code",
-            "reward_model": {"style": "rule", "ground_truth": {"language": "python", "tests": []}},
+            "reward_model": {
+                "style": "rule",
+                "ground_truth": json.dumps({
+                    "language": "python",
+                    "tests": [{"type": "assert", "code": f"assert f{i}({x}) == {x + i}"} for x in (0, 1, 5)],
+                }),
+            },
             "extra_info": {"index": i},
         }
         for i in range(n)
@@ -85,8 +91,23 @@ def build_world(root: Path, hidden: int, layers: int) -> dict[str, str]:
     return {"model": str(root / "model"), "train": str(root / "train.jsonl")}
 
 
+# --reward: the cheap in-process verifier, or the real path (code_tests over a local Docker sandbox, which
+# the controller starts; random completions are unfenced garbage, so every program is a quick SyntaxError).
+# A truncated completion (no EOS in the canvas) gets reward 0 without reaching the verifier, and a random
+# model rarely emits EOS: with the sandbox, an EOS *bonus* (negative eos_penalty) ends most completions
+# early so that they are really executed.
+REWARDS = {
+    "cheap": {"reward.verifier": VERIFIER, "reward.verifier_kwargs": "{}"},
+    "sandbox": {
+        "reward.verifier": "code_tests",
+        "reward.verifier_kwargs": "{mode: binary, allow_unfenced: true}",
+        "rollout.sampler.eos_penalty": -4.0,
+    },
+}
+
+
 def overrides(world: dict[str, str], out_dir: Path, n: int, workers: int, prompts: int, tokens: int,
-              steps: int) -> list[str]:  # fmt: skip
+              steps: int, reward: str = "cheap") -> list[str]:  # fmt: skip
     base = {
         "model.path": world["model"],
         "data.train": world["train"],
@@ -98,8 +119,7 @@ def overrides(world: dict[str, str], out_dir: Path, n: int, workers: int, prompt
         "rollout.micro_batch_size": 64,
         "rollout.sampler.max_new_tokens": tokens,
         "rollout.sampler.steps": tokens // 2,
-        "reward.verifier": VERIFIER,
-        "reward.verifier_kwargs": "{}",
+        **REWARDS[reward],
         "learner.micro_batch_size": 64,
         "learner.deepspeed.zero_stage": 1,
         "learner.threads": 1,
@@ -123,7 +143,9 @@ def measure(cfg, steps: int) -> dict[str, list[float]]:
         finally:
             for actor in [*c.workers, *c.learners]:  # free the CPUs for the next setting now
                 ray.kill(actor)
-    return {k: [m[k] for m in runs] for k in TIMINGS}
+    out = {k: [m[k] for m in runs] for k in TIMINGS}
+    out["verdicts"] = {k: v for k, v in runs[-1].items() if k.startswith("verdict/")}  # last step's mix
+    return out
 
 
 def machine() -> str:
@@ -176,7 +198,7 @@ def markdown(results: list[dict], meta: dict) -> str:
         f"{meta['load_before']} / {meta['load_after']} (other jobs shared the cores).  ",
         f"Setup: random tiny diffusion LM ({meta['params']:,} parameters), {meta['prompts']} prompts per step, "
         f"{meta['tokens']}-token canvas decoded in {meta['tokens'] // 2} steps, 1 DeepSpeed rank (ZeRO-1, gloo), "
-        f"2 PPO epochs with coupled mask pairs, cheap registered verifier; mean of {meta['steps']} steps after "
+        f"2 PPO epochs with coupled mask pairs, reward: {meta['reward_desc']}; mean of {meta['steps']} steps after "
         "1 warm-up step. Seconds per RL step:",
         "",
         "| n | rollout actors | rows | generate | reward tail | update (old logp + PPO) | sync | step | rows/s |",
@@ -201,6 +223,7 @@ def main(
     hidden: Annotated[int, typer.Option(help="hidden size of the random model")] = 64,
     layers: Annotated[int, typer.Option(help="layers of the random model")] = 2,
     ray_cpus: Annotated[int, typer.Option(help="logical CPUs given to the local Ray cluster")] = 4,
+    reward: Annotated[str, typer.Option(help="cheap (registered function) or sandbox (code_tests, Docker)")] = "cheap",
     append: Annotated[Path | None, typer.Option(help="append the markdown section to this file")] = None,
     png: Annotated[Path, typer.Option(help="stacked-bar chart of the breakdown")] = Path(
         "runs/bench/grpo_step.png"
@@ -213,6 +236,8 @@ def main(
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     group_size, workers = group_size or [4, 8, 16], workers or [1, 2]
+    if reward not in REWARDS:
+        raise typer.BadParameter(f"--reward must be one of {sorted(REWARDS)}, got {reward!r}")
     console = Console(width=130)
     load_before = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     from rlvr.config import load_config
@@ -232,12 +257,13 @@ def main(
                 task = bar.add_task("GRPO step settings", total=len(settings))
                 for n, w in settings:
                     out = Path(tmp) / f"run-n{n}-w{w}"
-                    cfg = load_config(GRPOConfig, None, overrides(world, out, n, w, prompts, tokens, steps))
+                    cfg = load_config(GRPOConfig, None, overrides(world, out, n, w, prompts, tokens, steps, reward))
                     t0 = time.perf_counter()
                     per_step = measure(cfg, steps)
                     results.append({
                         "n": n, "workers": w, "rows": prompts * n,
-                        "mean": {k: statistics.fmean(v) for k, v in per_step.items()},
+                        "mean": {k: statistics.fmean(per_step[k]) for k in TIMINGS},
+                        "verdicts": per_step["verdicts"],
                         "std_step": statistics.pstdev(per_step["time/step"]),
                         "wall": time.perf_counter() - t0,
                     })  # fmt: skip
@@ -255,6 +281,11 @@ def main(
         "prompts": prompts,
         "tokens": tokens,
         "steps": steps,
+        "reward_desc": {
+            "cheap": "cheap registered verifier (even length)",
+            "sandbox": "code_tests over a local Docker sandbox (pool of 2 warm containers; EOS bonus 4 "
+            "so that most completions end and are executed)",
+        }[reward],
     }
     table = Table(title=f"GRPO step breakdown, seconds (mean of {steps} steps after a warm-up)")
     for col in ("n", "actors", "rows", "generate", "reward tail", "update", "sync", "step", "rows/s", "wall"):
@@ -268,11 +299,14 @@ def main(
             f"{r['wall']:.0f}s",
         )  # fmt: skip
     console.print(table)
+    console.print("verdicts (last step): " + "; ".join(
+        f"n={r['n']} w={r['workers']}: " + ", ".join(f"{k[8:]} {v:.2f}" for k, v in r["verdicts"].items())
+        for r in results))  # fmt: skip
     console.print(f"load average before {meta['load_before']}, after {meta['load_after']}")
     plot(results, png)
     console.print(f"chart: {png}")
     section = markdown(results, meta)
-    (png.parent / "grpo_step.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    png.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     if append is not None:
         text = append.read_text() if append.exists() else "# Benchmarks\n"
         append.write_text(text.rstrip("\n") + "\n\n" + section)
