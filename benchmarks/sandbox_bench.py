@@ -35,6 +35,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 console = Console()
+SERVICE_CGROUP = "/rlvr-bench-service"
+DOCKER_RUN_CGROUP = "/rlvr-bench-docker-run"
 # The same Debian interpreter the image has, called directly (a `python3` on PATH may be a slow shim).
 HOST_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
@@ -74,7 +76,7 @@ def stdio_workload(n_programs: int, n_tests: int = 10) -> list[dict]:
 # ------------------------------------------------------------------------------------------- CPU meter
 
 _TCK = os.sysconf("SC_CLK_TCK")
-DOCKER_CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage")  # cgroup v1: all containers
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1
 
 
 def _proc_cpu(pid: int) -> float:
@@ -91,15 +93,17 @@ def _engine_pids() -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds spent on the work, wherever it runs: this process's children, the given server
-    process, the Docker engine (dockerd, containerd, shims) and all containers (cgroup v1 cpuacct).
+    """CPU seconds spent on the work, wherever it runs: this process and its children, the given
+    server process, the Docker engine (dockerd, containerd, shims) and the containers, which run under
+    a cgroup parent of their own so that other users' containers are not counted (cgroup v1 cpuacct).
 
-    CPU per program does not depend on what else the machine runs, unlike wall-clock throughput.
+    CPU per program depends much less than wall-clock throughput on what else the machine runs.
     """
 
-    def __init__(self, server_pid: int | None = None):
+    def __init__(self, server_pid: int | None = None, cgroup: str | None = None):
         self.server_pid = server_pid
         self.engine = _engine_pids()
+        self.cgroup = CPUACCT / cgroup.strip("/") / "cpuacct.usage" if cgroup else None
 
     def read(self) -> float:
         import resource
@@ -109,8 +113,8 @@ class CpuMeter:
         total += sum(_proc_cpu(p) for p in self.engine)
         if self.server_pid:
             total += _proc_cpu(self.server_pid)
-        if DOCKER_CPUACCT.exists():
-            total += int(DOCKER_CPUACCT.read_text()) / 1e9
+        if self.cgroup is not None and self.cgroup.exists():
+            total += int(self.cgroup.read_text()) / 1e9
         return total
 
 
@@ -120,9 +124,10 @@ def run_service(reqs: list[dict], cores: int) -> tuple[float, float, list[bool]]
     from sandbox.client import SandboxClient
     from sandbox.testing import running_server
 
-    with running_server(size=cores) as url, SandboxClient(url, timeout_s=1800) as client:
+    with running_server(size=cores, cgroup_parent=SERVICE_CGROUP) as url, \
+            SandboxClient(url, timeout_s=1800) as client:
         client.execute_batch(reqs[: 2 * cores])  # warm-up: first-touch costs are not throughput
-        meter = CpuMeter(url.process.pid)
+        meter = CpuMeter(url.process.pid, SERVICE_CGROUP)
         c0, t0 = meter.read(), time.perf_counter()
         results = client.execute_batch(reqs)
         dt, cpu = time.perf_counter() - t0, meter.read() - c0
@@ -176,7 +181,7 @@ def run_docker_per_program(reqs: list[dict], cores: int) -> tuple[float, float, 
     from sandbox.image import image_tag
 
     tag = image_tag()
-    flags = ["--rm", "-i", "--network", "none", "--read-only", "--user", "65534:65534", "--cap-drop", "ALL",
+    flags = ["--rm", "-i", "--cgroup-parent", DOCKER_RUN_CGROUP, "--network", "none", "--read-only", "--user", "65534:65534", "--cap-drop", "ALL",
              "--security-opt", "no-new-privileges", "--pids-limit", "128", "--memory", "608m",
              "--memory-swap", "608m", "--cpus", "1", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,size=128m"]
 
@@ -190,7 +195,7 @@ def run_docker_per_program(reqs: list[dict], cores: int) -> tuple[float, float, 
         res = json.loads(p.stdout)
         return all(_check(o, c, e) for (c, o), (_, e) in zip(res, cases))
 
-    meter = CpuMeter()
+    meter = CpuMeter(cgroup=DOCKER_RUN_CGROUP)
     c0, t0 = meter.read(), time.perf_counter()
     with ThreadPoolExecutor(cores) as ex:
         oks = list(ex.map(one, reqs))

@@ -69,6 +69,9 @@ class PoolConfig(BaseModel):
     wall_extra_s: float = Field(default=1.0, ge=0.0)
     max_queue: int = Field(default=4096, ge=0)  # waiting requests beyond this get "overloaded"
     retries_on_container_loss: int = Field(default=1, ge=0)
+    # Parent cgroup for the containers (Docker's --cgroup-parent), e.g. to give the sandbox its own
+    # CPU weight on a shared host or to account its CPU time separately.
+    cgroup_parent: str | None = None
 
 
 class ContainerLost(RuntimeError):
@@ -204,6 +207,7 @@ class Worker:
             shm_size="16m",
             ipc_mode="private",
             auto_remove=True,
+            cgroup_parent=cfg.cgroup_parent,
         )
         created = api.create_container(
             self.pool.image,

@@ -229,3 +229,31 @@ def test_no_docker_engine_gives_a_clear_error():
                        text=True, env=env, timeout=60)
     assert r.returncode == 1
     assert "no Docker engine is reachable" in r.stderr and "dockerd" in r.stderr
+
+
+@pytest.mark.docker
+def test_containers_are_recycled_and_admission_is_bounded():
+    from sandbox.pool import Overloaded, SandboxPool
+    from sandbox.schema import ExecuteRequest
+
+    slow = ExecuteRequest(language="python", code="import time\ntime.sleep(1)", time_limit_s=2)
+
+    async def main():
+        async with SandboxPool(size=1, jobs_per_container=2, max_queue=0) as pool:
+            seen = []
+            for i in range(5):
+                r = await pool.execute(ExecuteRequest(**echo_request(i)))
+                assert r["status"] == "accepted"
+                seen.append(pool.container_ids()[0] if pool.container_ids() else None)
+                while pool._idle.empty():  # wait for the recycle to finish
+                    await asyncio.sleep(0.05)
+            busy = asyncio.create_task(pool.execute(slow))
+            await asyncio.sleep(0.3)
+            with pytest.raises(Overloaded):
+                await pool.execute(ExecuteRequest(**echo_request(9)))
+            assert (await busy)["status"] == "accepted"
+            return seen, pool.counters["container_restarts"]
+
+    seen, restarts = asyncio.run(main())
+    assert restarts >= 2
+    assert len(set(seen)) >= 3  # a new container every second job
