@@ -21,8 +21,6 @@ class LearnerRank:
         self,
         rank: int,
         world_size: int,
-        master_addr: str,
-        master_port: int,
         model_path: str,
         learner: dict[str, Any],
         algo: dict[str, Any],
@@ -31,28 +29,51 @@ class LearnerRank:
         seed: int = 0,
         temperature: float = 1.0,
     ):
+        """Cheap: records the arguments. :meth:`setup` (called on all ranks together, once rank 0's
+        :meth:`address` is known) joins the process group and builds the DeepSpeed engine."""
         from rlvr.trainer.config import AlgoCfg, LearnerCfg
 
+        self.cfg = LearnerCfg.model_validate(learner)
+        self.algo = AlgoCfg.model_validate(algo)
+        self.rank, self.world_size, self.seed, self.temperature = rank, world_size, seed, temperature
+        self.model_path, self.rows_per_rank, self.total_steps = model_path, rows_per_rank, total_steps
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+
+    def address(self) -> tuple[str, int]:
+        """This node's IP and a free port: rank 0 hosts the process group's rendezvous."""
+        from rlvr.training.engine import _free_port
+
+        try:
+            import ray
+
+            ip = ray.util.get_node_ip_address()
+        except Exception:  # outside Ray (unit tests)
+            ip = "127.0.0.1"
+        return ip, _free_port()
+
+    def setup(self, master_addr: str, master_port: int) -> None:
         os.environ.update(
-            RANK=str(rank),
+            RANK=str(self.rank),
             LOCAL_RANK="0",
-            WORLD_SIZE=str(world_size),
+            WORLD_SIZE=str(self.world_size),
             MASTER_ADDR=master_addr,
             MASTER_PORT=str(master_port),
         )
-        self.cfg = LearnerCfg.model_validate(learner)
-        self.algo = AlgoCfg.model_validate(algo)
-        if self.cfg.threads:
-            torch.set_num_threads(self.cfg.threads)
         from rlvr.algos import LOGPROB_ESTIMATORS
         from rlvr.diffusion import DiffusionLM
         from rlvr.learner.ppo import micro_layout
-        from rlvr.training.engine import Engine, build_ds_config
+        from rlvr.training.engine import Engine, build_ds_config, init_distributed
 
-        self.rank, self.world_size, self.seed, self.temperature = rank, world_size, seed, temperature
+        init_distributed()  # before any ZeRO-3 partitioned load, which reads the world size
         k = LOGPROB_ESTIMATORS.get(self.algo.logprob_estimator).num_copies
-        _, n_micro = micro_layout(rows_per_rank, self.algo.mini_batches, self.cfg.micro_batch_size, k)
-        ds = self.cfg.deepspeed
+        _, n_micro = micro_layout(self.rows_per_rank, self.algo.mini_batches, self.cfg.micro_batch_size, k)
+        ds, world_size, model_path, total_steps = (
+            self.cfg.deepspeed,
+            self.world_size,
+            self.model_path,
+            self.total_steps,
+        )
         keep_alive = None
         if ds.zero_stage == 3:  # load HF weights already partitioned
             from transformers.integrations import HfDeepSpeedConfig

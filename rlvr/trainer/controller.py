@@ -131,6 +131,8 @@ class Controller:
             else:
                 kw["num_cpus"] = cfg.trainer.ray_num_cpus or os.cpu_count()
                 kw["object_store_memory"] = cfg.trainer.ray_object_store_mb * 1024**2
+            if "address" not in kw:  # one machine: keep Ray on loopback (clusters: trainer.ray_address)
+                kw["_node_ip_address"] = "127.0.0.1"
             ray.init(**kw)
             self._stack.callback(ray.shutdown)
         self._start_actors()
@@ -156,7 +158,6 @@ class Controller:
 
         from rlvr.learner import LearnerRank
         from rlvr.rollout import RolloutWorker
-        from rlvr.training.engine import _free_port
 
         cfg, lc, rc = self.cfg, self.cfg.learner, self.cfg.rollout
 
@@ -219,7 +220,6 @@ class Controller:
             for b in worker_bundle
         ]
         rows = cfg.data.prompts_per_step * rc.n
-        port = _free_port()
         self.learners = [
             ray.remote(LearnerRank)
             .options(
@@ -231,8 +231,6 @@ class Controller:
             .remote(
                 r,
                 lc.num_ranks,
-                "127.0.0.1" if not cfg.trainer.ray_address else ray.util.get_node_ip_address(),
-                port,
                 cfg.model.path,
                 lc.model_dump(),
                 cfg.algo.model_dump(),
@@ -243,6 +241,8 @@ class Controller:
             )
             for r, b in enumerate(learner_bundle)
         ]
+        master = ray.get(self.learners[0].address.remote())
+        ray.get([lr.setup.remote(*master) for lr in self.learners])
         pings = ray.get([w.ping.remote() for w in self.workers] + [lr.ping.remote() for lr in self.learners])
         self.worker_pids = [p["pid"] for p in pings[: len(self.workers)]]
 

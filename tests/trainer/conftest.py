@@ -40,13 +40,23 @@ def grpo_world(tmp_path_factory) -> dict[str, str]:
     texts = [r["prompt"][0]["content"] for r in _rows(200)] + ["def f(x):\n    return x + 1\n"] * 20
     tok = train_bpe_tokenizer(texts, vocab_size=320)
     model = build_tiny_qwen2(
-        tok, seed=0, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128,
+        tok,
+        seed=0,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
     )
     DiffusionLM.from_pretrained(model, tokenizer=tok).save_pretrained(root / "model")
     for name, rows in (("train", _rows(12)), ("heldout", _rows(4, offset=100))):
         Path(root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {"model": str(root / "model"), "train": str(root / "train.jsonl"), "heldout": str(root / "heldout.jsonl")}
+    return {
+        "model": str(root / "model"),
+        "train": str(root / "train.jsonl"),
+        "heldout": str(root / "heldout.jsonl"),
+    }
 
 
 def grpo_overrides(world: dict[str, str], out_dir: Path, **extra: object) -> list[str]:

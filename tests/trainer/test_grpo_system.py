@@ -31,7 +31,8 @@ def test_two_learner_ranks_two_rollout_actors_on_a_two_node_cluster(grpo_world, 
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 2, "object_store_memory": 150 * 1024**2}
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "object_store_memory": 150 * 1024**2},
     )
     cluster.add_node(num_cpus=2, object_store_memory=150 * 1024**2)
     try:
@@ -41,7 +42,12 @@ def test_two_learner_ranks_two_rollout_actors_on_a_two_node_cluster(grpo_world, 
             grpo_overrides(
                 grpo_world,
                 tmp_path / "run",
-                **{"learner.num_ranks": 2, "rollout.num_workers": 2, "trainer.ray_address": cluster.address},
+                **{
+                    "learner.num_ranks": 2,
+                    "rollout.num_workers": 2,
+                    "learner.deepspeed.zero_stage": 3,  # sharded params: weight sync must gather them
+                    "trainer.ray_address": cluster.address,
+                },
             ),
         )
         with Controller(cfg) as c:
@@ -82,11 +88,15 @@ class _StopAfter(StepHooks):
 
 def test_killed_controller_resumes_at_the_saved_step_and_data_position(grpo_world, tmp_path):
     # uninterrupted reference run: 3 steps
-    ref_cfg = load_config(GRPOConfig, None, grpo_overrides(grpo_world, tmp_path / "ref", **{"trainer.total_steps": 3}))
+    ref_cfg = load_config(
+        GRPOConfig, None, grpo_overrides(grpo_world, tmp_path / "ref", **{"trainer.total_steps": 3})
+    )
     with Controller(ref_cfg) as c:
         c.run()
     # the same run killed after step 2's checkpoint, then started again
-    cfg = load_config(GRPOConfig, None, grpo_overrides(grpo_world, tmp_path / "run", **{"trainer.total_steps": 3}))
+    cfg = load_config(
+        GRPOConfig, None, grpo_overrides(grpo_world, tmp_path / "run", **{"trainer.total_steps": 3})
+    )
     with pytest.raises(KeyboardInterrupt), Controller(cfg, hooks=_StopAfter(2)) as c:
         c.run()
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
@@ -114,7 +124,9 @@ class _KillWorker(StepHooks):
 
 
 def test_rollout_actor_killed_mid_step_is_restarted_and_the_step_completes(grpo_world, tmp_path):
-    cfg = load_config(GRPOConfig, None, grpo_overrides(grpo_world, tmp_path / "run", **{"trainer.total_steps": 1}))
+    cfg = load_config(
+        GRPOConfig, None, grpo_overrides(grpo_world, tmp_path / "run", **{"trainer.total_steps": 1})
+    )
     hooks = _KillWorker()
     with Controller(cfg, hooks=hooks) as c:
         c.run()
@@ -131,13 +143,27 @@ def test_one_step_off_policy_overlap_generates_with_the_previous_weights(grpo_wo
         GRPOConfig,
         None,
         grpo_overrides(
-            grpo_world, tmp_path / "run", **{"trainer.total_steps": 3, "trainer.off_policy_overlap": "true", "data.heldout": "null"}
+            grpo_world,
+            tmp_path / "run",
+            **{
+                "trainer.total_steps": 3,
+                "trainer.off_policy_overlap": "true",
+                "trainer.placement": "colocate",
+                "trainer.wandb_project": "rlvr-test",
+                "data.heldout": "null",
+            },
         ),
     )
     with Controller(cfg) as c:
-        c.run()
+        summary = c.run()
+    assert summary["pass@1_before"] is None  # no held-out set configured
+    # wandb ran offline (no network here) inside the run folder
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     rows = _metrics(tmp_path / "run")
     # step 2's rollout was submitted before step 1's update, so it used version 0; step 3 used version 1
     assert [r["rollout/version"] for r in rows] == [0, 0, 1]
     # the checkpoint after step 3 points at the data after step 3 (nothing prefetched past the end)
-    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["cursor"] == {"epoch": 0, "position": 6}
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["cursor"] == {
+        "epoch": 0,
+        "position": 6,
+    }
