@@ -320,6 +320,7 @@ def plot(rows: list[dict], path: Path) -> None:
             vals = [next(r[key] for r in rows if r["workload"] == w and r["way"] == way) for way in ways]
             bars = ax.bar(ways, vals, color=["#999999", "#2b7bba", "#d95f02"])
             ax.bar_label(bars, fmt="%.1f")
+            ax.margins(y=0.15)
             ax.set_title(f"{w}: {label}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
