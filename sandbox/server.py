@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from sandbox.pool import Overloaded, PoolConfig, RequestRejected, SandboxPool
-from sandbox.schema import BatchRequest, ExecuteRequest, error_message
+from sandbox.schema import BatchRequest, ExecuteRequest
 
 log = logging.getLogger("sandbox.server")
 
@@ -100,8 +100,11 @@ def create_app(config: PoolConfig | None = None) -> FastAPI:
 
     @app.post("/v1/execute/batch")
     async def execute_batch(batch: BatchRequest) -> JSONResponse:
-        for r in batch.requests:
-            pool.check(r)
+        for i, r in enumerate(batch.requests):
+            try:
+                pool.check(r)
+            except RequestRejected as exc:
+                raise RequestRejected(f"requests.{i}.{exc}") from None
         return JSONResponse({"results": await pool.execute_batch(batch.requests)})
 
     @app.get("/healthz")
@@ -117,5 +120,3 @@ def create_app(config: PoolConfig | None = None) -> FastAPI:
 
     return app
 
-
-__all__ = ["create_app", "error_message"]

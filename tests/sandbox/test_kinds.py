@@ -137,6 +137,9 @@ def test_malformed_requests_get_422_naming_the_field(sandbox_url, sandbox_client
     r = httpx.post(sandbox_url + "/v1/execute/batch", json={"requests": [
         {"language": "python", "code": "x"}, {"language": "python"}]})
     assert r.status_code == 422 and "requests.1.code" in r.json()["detail"]
+    r = httpx.post(sandbox_url + "/v1/execute/batch", json={"requests": [
+        {"language": "python", "code": "x"}, {"language": "python", "code": "x", "memory_limit_mb": 9000}]})
+    assert r.status_code == 422 and r.json()["detail"].startswith("requests.1.memory_limit_mb")
     r = httpx.post(sandbox_url + "/v1/execute", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
     assert httpx.get(sandbox_url + "/healthz").json()["ok"] is True
