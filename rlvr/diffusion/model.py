@@ -59,6 +59,12 @@ def bidirectional_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return full | eye
 
 
+def _embedding_rows(model: nn.Module) -> int:
+    """Rows of the input embedding; under ZeRO-3 the local tensor is an empty shard, ``ds_shape`` is real."""
+    weight = model.get_input_embeddings().weight
+    return int(getattr(weight, "ds_shape", weight.shape)[0])
+
+
 class DiffusionLM(nn.Module):
     """A bidirectional, shift-aligned view of a causal LM. ``forward`` returns aligned logits."""
 
@@ -68,7 +74,7 @@ class DiffusionLM(nn.Module):
         self.tokenizer = tokenizer
         self.mask_token_id = int(mask_token_id)
         cfg = model.config
-        vocab = model.get_input_embeddings().weight.shape[0]
+        vocab = _embedding_rows(model)
         if not 0 <= self.mask_token_id < vocab:
             raise ValueError(f"mask_token_id={self.mask_token_id} is outside the embedding table (size {vocab})")
         cfg.mask_token_id = self.mask_token_id
@@ -123,8 +129,7 @@ class DiffusionLM(nn.Module):
                 )
             tokenizer.add_special_tokens({"additional_special_tokens": [MASK_TOKEN]})
             mask_token_id = tokenizer.convert_tokens_to_ids(MASK_TOKEN)
-        vocab = model.get_input_embeddings().weight.shape[0]
-        if mask_token_id >= vocab:
+        if mask_token_id >= _embedding_rows(model):
             model.resize_token_embeddings(mask_token_id + 1)
         return cls(model, mask_token_id, tokenizer)
 
@@ -149,25 +154,51 @@ class DiffusionLM(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        *,
+        past_key_values: Any = None,
+        logits_to_keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Aligned logits ``[B, N, V]``: ``out[:, i]`` is the distribution of token ``i``.
 
         ``attention_mask`` is a 0/1 padding mask ``[B, N]``; ``None`` (or all ones) means no padding
         and no mask is materialised, as in the reference.
+
+        Optional, for KV-cached decoding (``rlvr.diffusion.cache``); the defaults change nothing:
+
+        * ``attention_mask`` may instead be an already expanded boolean ``[B, 1, Q, K]`` mask (queries
+          are ``input_ids``, keys the whole cached sequence); it is used as is and ``position_ids`` must
+          then be given.
+        * ``past_key_values``: an object with HF's ``update(key, value, layer_idx) -> (keys, values)``,
+          called by every attention layer with the new tokens' keys/values.
+        * ``logits_to_keep``: ``[B, K]`` input positions (HF semantics) whose logits are computed; the
+          shift is then applied over the kept positions, so for positions contiguous in each row
+          ``out[:, j]`` (``j >= 1``) predicts the token at ``logits_to_keep[:, j]`` (keep one extra
+          leading position).
         """
-        if attention_mask is not None and bool(attention_mask.all()):
-            attention_mask = None
-        if attention_mask is None:
-            mask4d = None
-        else:
-            mask4d = bidirectional_attention_mask(attention_mask)
+        if attention_mask is not None and attention_mask.dim() == 4:
             if position_ids is None:
-                position_ids = position_ids_from_mask(attention_mask)
+                raise ValueError("a 4-D attention_mask needs explicit position_ids")
+            mask4d = attention_mask.bool()
+        else:
+            if attention_mask is not None and bool(attention_mask.all()):
+                attention_mask = None
+            if attention_mask is None:
+                mask4d = None
+            else:
+                mask4d = bidirectional_attention_mask(attention_mask)
+                if position_ids is None:
+                    position_ids = position_ids_from_mask(attention_mask)
+        extra: dict[str, Any] = {}
+        if past_key_values is not None:
+            extra["past_key_values"] = past_key_values
+        if logits_to_keep is not None:
+            extra["logits_to_keep"] = logits_to_keep
         out = self.model(
             input_ids=input_ids,
             attention_mask={"full_attention": mask4d},
             position_ids=position_ids,
             use_cache=False,
+            **extra,
         )
         return shift_logits(out.logits)
 

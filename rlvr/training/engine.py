@@ -171,9 +171,13 @@ class Engine:
         opt = torch.optim.AdamW(
             _param_groups(model, optim.weight_decay), lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps
         )
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: lr_lambda(s, total_steps, optim.warmup_ratio, optim.schedule, optim.min_lr_ratio)
-        )
+        # A callable: DeepSpeed builds the schedule on ITS optimizer, whose param groups can differ
+        # from ours (ZeRO-3 drops groups that are empty on a rank).
+        def sched(ds_opt: Any) -> Any:
+            return torch.optim.lr_scheduler.LambdaLR(
+                ds_opt, lambda s: lr_lambda(s, total_steps, optim.warmup_ratio, optim.schedule, optim.min_lr_ratio)
+            )
+
         self.ds, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=opt, lr_scheduler=sched, config=self.ds_config
         )
