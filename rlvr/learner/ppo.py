@@ -13,6 +13,7 @@ micro-loss by the accumulation steps and averages gradients over ranks; we multi
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields, replace
 from typing import Any
 
@@ -99,6 +100,7 @@ def ppo_update(
     rows_per_micro, n_micro = micro_layout(len(batch), algo.mini_batches, micro_batch_size, est.num_copies)
     adv = batch.advantages.float()
 
+    t0 = time.perf_counter()
     with torch.no_grad():
         old = [estimate_logprobs(forward, c, temperature, micro_batch_size)[0] for c in epochs]
         ref = None
@@ -107,6 +109,7 @@ def ppo_update(
                 raise ValueError("algo.kl_coef > 0 needs a reference model")
             ref = [estimate_logprobs(ref_forward, c, temperature, micro_batch_size)[0] for c in epochs]
 
+    t_old = time.perf_counter() - t0
     agg = _MetricAgg()
     mb_rows = len(batch) // algo.mini_batches
     for e, copies in enumerate(epochs):
@@ -153,6 +156,7 @@ def ppo_update(
                 engine.step()
                 agg.add(metrics)
     out = agg.result(optimizer_steps=algo.ppo_epochs * algo.mini_batches)
+    out["time/old_logprob"] = t_old
     norm = engine.grad_norm() if hasattr(engine, "grad_norm") else None
     if norm is not None:
         out["actor/grad_norm"] = norm

@@ -36,6 +36,10 @@ class SamplerCfg(Config):
     alg_temp: float | None = None
     block_length: int | None = None
     threshold: float | None = None  # parallel decoding: safer off during RL (d1's experience)
+    schedule: Literal["reference", "per_row", "even"] | None = None  # "even": fixed tokens per step
+    cache: Literal["none", "prefix", "dual"] = "none"  # KV cache, rebuilt per block (needs block_length)
+    cache_refresh: int | None = Field(None, ge=1)  # also rebuild every k steps (1 = exact)
+    early_exit: Literal["none", "finished", "eos"] = "none"  # "eos": stop rows at their first EOS
     eos_penalty: float = 0.0
 
     def generate_kwargs(self) -> dict[str, Any]:
@@ -59,8 +63,11 @@ class RewardCfg(Config):
     verifier_kwargs: dict[str, Any] = {"mode": "binary"}
     sandbox_urls: list[str] = []  # empty: start a local sandbox server for the run
     deadline_s: float = Field(120.0, gt=0)  # a sample whose verification overruns gets reward 0
-    overlong_penalty: float = 0.0  # DAPO soft overlong shaping; 0 = off (Dream-Coder used none)
-    overlong_buffer: int = 0
+    # a completion that fills the canvas without EOS: "zero" (reward 0, not executed; Dream-Coder's
+    # effective behaviour), "score" (execute it anyway) or "soft" (DAPO soft penalty over the last
+    # overlong_buffer tokens of the canvas, added to the verified reward)
+    overlong: Literal["zero", "score", "soft"] = "zero"
+    overlong_buffer: int = Field(0, ge=0)
 
 
 class AlgoCfg(Config):
@@ -121,6 +128,14 @@ class GRPOConfig(Config):
 
     @model_validator(mode="after")
     def _check(self) -> GRPOConfig:
+        if (
+            self.reward.overlong == "soft"
+            and not 0 < self.reward.overlong_buffer <= self.rollout.sampler.max_new_tokens
+        ):
+            raise ValueError(
+                "reward.overlong=soft needs 0 < reward.overlong_buffer <= rollout.sampler.max_new_tokens "
+                f"(got {self.reward.overlong_buffer})"
+            )
         rows = self.data.prompts_per_step * self.rollout.n
         if rows % (self.learner.num_ranks * self.algo.mini_batches):
             raise ValueError(

@@ -128,11 +128,11 @@ class Controller:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             if cfg.trainer.ray_address:
                 kw["address"] = cfg.trainer.ray_address
-            else:
+            else:  # a private local cluster, never whatever Ray instance happens to run on the machine
+                kw["address"] = "local"
+                kw["_node_ip_address"] = "127.0.0.1"
                 kw["num_cpus"] = cfg.trainer.ray_num_cpus or os.cpu_count()
                 kw["object_store_memory"] = cfg.trainer.ray_object_store_mb * 1024**2
-            if "address" not in kw:  # one machine: keep Ray on loopback (clusters: trainer.ray_address)
-                kw["_node_ip_address"] = "127.0.0.1"
             ray.init(**kw)
             self._stack.callback(ray.shutdown)
         self._start_actors()
@@ -189,14 +189,11 @@ class Controller:
                 placement_group=self.pg, placement_group_bundle_index=bundle
             )
 
-        env = {
-            "env_vars": {
-                "OMP_NUM_THREADS": str(max(1, lc.threads)),
-                "DS_ACCELERATOR": os.environ.get(
-                    "DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda"
-                ),
-            }
-        }
+        def env(gpus: float) -> dict[str, Any]:
+            # the accelerator follows the ACTOR's resources, not the driver's node
+            accel = "cuda" if gpus > 0 else "cpu"
+            return {"env_vars": {"OMP_NUM_THREADS": str(max(1, lc.threads)), "DS_ACCELERATOR": accel}}
+
         # colocated: the bundle holds both CPU budgets, and one GPU that the two actors split
         share = 0.5 if cfg.trainer.placement == "colocate" else 1.0
         self.workers = [
@@ -204,7 +201,7 @@ class Controller:
             .options(
                 max_restarts=rc.max_restarts,
                 max_task_retries=0,  # we re-issue ourselves, after giving the new process the weights
-                runtime_env=env,
+                runtime_env=env(rc.num_gpus_per_worker),
                 num_cpus=rc.num_cpus_per_worker,
                 num_gpus=rc.num_gpus_per_worker * share,
                 scheduling_strategy=on(b),
@@ -223,7 +220,7 @@ class Controller:
         self.learners = [
             ray.remote(LearnerRank)
             .options(
-                runtime_env=env,
+                runtime_env=env(lc.num_gpus_per_rank),
                 num_cpus=lc.num_cpus_per_rank,
                 num_gpus=lc.num_gpus_per_rank * share,
                 scheduling_strategy=on(b),
@@ -375,7 +372,7 @@ class Controller:
             ray.get(self.workers[w].update_weights.remote(self._weights_ref, self.version))
 
     def _score_async(self, stream: PromptStream, prompt_idx: list[int], batch: RolloutBatch) -> Future:
-        from rewards.base import Sample, score_sync
+        from rewards.base import OverlongPolicy, Sample, score_sync
 
         lengths, truncated = response_lengths(batch.response_ids, self.pad_id, self.eos_id)
         samples = []
@@ -386,7 +383,11 @@ class Controller:
             samples.append(
                 Sample(row=row, completion=text, truncated=bool(truncated[r]), num_tokens=int(lengths[r]))
             )
-        return self._pool.submit(score_sync, self.verifier, samples, deadline_s=self.cfg.reward.deadline_s)
+        rc = self.cfg.reward
+        overlong = OverlongPolicy(rc.overlong, self.cfg.rollout.sampler.max_new_tokens, rc.overlong_buffer)
+        return self._pool.submit(
+            score_sync, self.verifier, samples, deadline_s=rc.deadline_s, overlong=overlong
+        )
 
     # ================================================================== one RL step
     def train_step(self) -> dict[str, Any]:
