@@ -4,19 +4,23 @@ Started as ``python3 -I -S -B -c <this source> <candidate.py source>``. It reads
 on stdin and answers one JSON line per frame on stdout; nothing else is ever written to stdout.
 
 Per program (a "job"): ``begin`` writes the source into a private scratch dir and compiles it;
-``test`` frames run it; ``end`` kills every other process in the container, wipes the writable
-places and reports whether the container is still clean. The runner reports facts (exit status,
-CPU/wall time, output bytes, OOM kills, values returned); the host decides verdicts, so expected
-outputs never enter the container.
+``test`` frames run it; ``end`` kills every other process in the container (but the zygote), wipes
+the writable places and reports whether the container is still clean. The runner reports facts
+(exit status, CPU/wall time, output bytes, OOM kills, values returned); the host decides verdicts,
+so expected outputs never enter the container.
 
-Why the candidate cannot forge a verdict:
+Programs are fresh processes forked from the zygote (candidate.py), a clean interpreter started by
+the runner that never runs candidate code; they are re-parented to the runner, which waits for them.
+
+Why a program cannot forge a verdict:
 - as PID 1 of the container's pid namespace, the kernel drops SIGKILL/SIGSTOP sent to it from inside;
-  the handled signal (SIGINT) is ignored;
+  the handled signals are ignored;
 - it is non-dumpable, so same-uid processes cannot ptrace it or open /proc/1/fd/* or /proc/1/mem;
-- candidates get fresh processes (fork + exec), no inherited descriptors but their own pipes;
+- programs get only their own pipes as descriptors;
 - function-call and assert tests are run by a *harness* process forked from the runner (it holds the
-  assert code in memory) that talks to the candidate process over pipes with plain data only, and
-  reports to the runner over its own pipe, each message stamped with a nonce the candidate never saw.
+  assert code in memory, and is non-dumpable too) that talks to the program's process over pipes with
+  plain data only, and reports to the runner over its own pipe, each message stamped with a nonce the
+  program never saw. A program that kills the harness fails its remaining tests.
 """
 
 import ast  # imported once here so every forked harness has it for free
