@@ -20,7 +20,8 @@ fi
 # 2. Docker engine: start dockerd in the background when none answers.
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd (log: /var/log/rlvr-dockerd.log)"
-  nohup dockerd >/var/log/rlvr-dockerd.log 2>&1 &
+  # setsid: the engine must outlive the shell (and process group) that started it
+  setsid nohup dockerd >/var/log/rlvr-dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/rlvr-dockerd.log" >&2; exit 1; }
 fi

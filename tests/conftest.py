@@ -47,3 +47,24 @@ def tiny_dlm():
     from rlvr.diffusion import DiffusionLM
 
     return DiffusionLM.from_pretrained(make_tiny_qwen(), mask_token_id=63)
+
+
+@pytest.fixture(scope="session")
+def sandbox_url():
+    """One real sandbox server (Docker, 2 warm containers) for the whole session; the image is built if
+    missing (idempotent; scripts/setup.sh normally did it). Stopped and its containers reaped at the end."""
+    from sandbox.image import build_image
+    from sandbox.testing import running_server
+
+    build_image()
+    with running_server(size=2) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sandbox_client(sandbox_url):
+    from sandbox.client import SandboxClient
+
+    client = SandboxClient(sandbox_url, timeout_s=120)
+    yield client
+    client.close()

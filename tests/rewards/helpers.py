@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 
 def code_row(tests: list[str], entry_point: str = "add", prompt: str = "Write add(a, b).", **extra: Any) -> dict:
     return {
@@ -61,12 +59,3 @@ class SyncFakeClient(FakeClient):
     def execute_batch(self, requests):  # type: ignore[override]
         self.batches.append(list(requests))
         return [self.verdict(r) for r in requests]
-
-
-@pytest.fixture(scope="session")
-def sandbox_url():
-    """A real sandbox server (Docker) for this test directory; stopped and reaped afterwards."""
-    from sandbox.testing import running_server
-
-    with running_server() as url:
-        yield url
