@@ -17,7 +17,10 @@ Default behaviour is the reference Dream ``diffusion_generate`` (see
   model dtype; identical in fp32, more accurate confidences in bf16).
 
 Options beyond the reference: semi-autoregressive blocks (``block_length``), confidence-threshold
-parallel decoding (``threshold``), per-row seeded generators (``seeds``) and a decode-step history.
+parallel decoding (``threshold``), per-row seeded generators (``seeds``), a decode-step history,
+approximate KV caches (``cache="prefix"|"dual"``, ``cache_refresh``; see ``rlvr.diffusion.cache``) and
+per-row early exit (``early_exit``, see ``EARLY_EXITS``). With the defaults (no cache, no early exit)
+every step is one full forward over the whole batch, as the reference.
 
 Deliberate differences from the reference, visible only where the reference misbehaves: only canvas
 positions are decoded (a mask token inside the prompt stays as it is); ``k`` is clipped to each row's
@@ -34,8 +37,12 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from rlvr.diffusion.cache import WINDOWS, CachedForward, ForwardStats
+
 __all__ = [
     "ALGORITHMS",
+    "CACHES",
+    "EARLY_EXITS",
     "SCHEDULES",
     "DecodeHistory",
     "EosPenalty",
@@ -52,10 +59,12 @@ __all__ = [
 class DecodeHistory:
     """When each canvas position was committed.
 
-    ``decode_step[b, j]`` is the step (0-based forward pass) at which canvas position ``j`` of row ``b``
-    received its final token, ``-1`` if it is still a mask at the end (only when the model predicted
-    the mask token itself). ``snapshots`` (``output_history=True``) holds the canvas ``[B, L]`` after
-    every step, as the reference's ``history``.
+    ``decode_step[b, j]`` is the step (0-based) at which canvas position ``j`` of row ``b`` received
+    its final token, ``-1`` if the model never decoded it: still a mask at the end (the model predicted
+    the mask token itself), or filled with padding by ``early_exit="eos"``. ``num_steps`` counts the
+    sampler's steps (a step with no row left to decode runs no forward, see ``GenerationOutput.stats``).
+    ``snapshots`` (``output_history=True``) holds the canvas ``[B, L]`` after every step, as the
+    reference's ``history``.
     """
 
     decode_step: torch.Tensor
@@ -75,6 +84,7 @@ class DecodeHistory:
 class GenerationOutput:
     sequences: torch.Tensor  # [B, P + L]: the (left-padded) prompt followed by the canvas
     history: DecodeHistory = field(repr=False)
+    stats: ForwardStats = field(default_factory=ForwardStats)  # forwards, rows and tokens the model ran
 
 
 # --------------------------------------------------------------------------- logits processors
@@ -337,14 +347,75 @@ def canvas_logits(
 ) -> torch.Tensor:
     """Aligned logits of the canvas positions, ``[B, L, V]``: one full forward over prompt and canvas.
 
-    The one seam where a KV-cached forward plugs in later; the uncached path is the reference.
+    The uncached reference computation; cached forwards (``rlvr.diffusion.cache``) replace it.
     """
     return model(x, attention_mask)[:, -canvas_len:]
 
 
+class UncachedForward:
+    """The reference: every step a full forward of ``rows``, logits of the whole canvas (``col0 = 0``)."""
+
+    def __init__(self, model, attention_mask, canvas_len: int, batch: int, stats: ForwardStats):
+        self.model, self.mask, self.L, self.B, self.stats = model, attention_mask, canvas_len, batch, stats
+
+    def __call__(self, x: torch.Tensor, rows: torch.Tensor, blk: torch.Tensor, live: torch.Tensor):
+        if rows.numel() != self.B:  # early exit left some rows out
+            x = x[rows]
+            mask = None if self.mask is None else self.mask[rows]
+        else:
+            mask = self.mask
+        self.stats.add(x.shape[0], x.shape[1])
+        return canvas_logits(self.model, x, mask, self.L), torch.zeros_like(rows)
+
+
+CACHES = ("none", *WINDOWS)  # "none": UncachedForward; the others: CachedForward with that window
+
+
+# --------------------------------------------------------------------------- early exit
+# (canvas [B, L], mask_id, stop ids) -> [B, L] positions to fill with padding now, or None.
+FillFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor | None]
+
+
+def eos_tail(canvas: torch.Tensor, mask_id: int, stop_ids: torch.Tensor) -> torch.Tensor:
+    """The masks of EOS-terminated rows. A row is EOS-terminated when it holds a decoded stop token
+    (EOS or pad) and no mask lies before the first one: under the padding policy (completions end at
+    the first stop token; SFT canvases are tail-filled with EOS) nothing left to decode can change it.
+    Its remaining masks, all after that token, are returned for filling; decoded tokens are kept."""
+    L = canvas.shape[1]
+    is_stop = torch.isin(canvas, stop_ids)
+    is_mask = canvas == mask_id
+    pos = torch.arange(L, device=canvas.device)[None]
+    first = torch.where(is_stop.any(1), is_stop.long().argmax(1), L)[:, None]
+    terminated = (first < L) & ~(is_mask & (pos < first)).any(1, keepdim=True)
+    return terminated & is_mask & (pos > first)
+
+
+EARLY_EXITS: dict[str, FillFn | None] = {
+    # every row runs every forward, as the reference (rows with nothing left only waste compute)
+    "none": None,
+    # a row with nothing to decode at a step (canvas full, or its block full while others finish theirs)
+    # is left out of that step's forward: outputs are unchanged
+    "finished": lambda canvas, mask_id, stop_ids: None,
+    # also end EOS-terminated rows (see eos_tail): their remaining masks become padding
+    "eos": eos_tail,
+}
+
+
 def _check_args(
-    alg, schedule, steps, max_new_tokens, block_length, threshold, temperature, top_p, top_k, alg_temp
-):
+    alg, schedule, steps, max_new_tokens, block_length, threshold, temperature, top_p, top_k, alg_temp,
+    cache, cache_refresh, early_exit,
+):  # fmt: skip
+    if cache not in CACHES:
+        raise ValueError(f"unknown cache {cache!r}; known: {list(CACHES)}")
+    if cache_refresh is not None and (cache == "none" or cache_refresh < 1):
+        raise ValueError(f"cache_refresh={cache_refresh} needs cache='prefix' or 'dual' and must be >= 1")
+    if early_exit not in EARLY_EXITS:
+        raise ValueError(f"unknown early_exit {early_exit!r}; known: {sorted(EARLY_EXITS)}")
+    if early_exit == "eos" and schedule == "reference":
+        raise ValueError(
+            "early_exit='eos' needs a per-row schedule ('per_row' or 'even'): the reference schedule shares "
+            "one k across the batch, so filling one row's masks would change the other rows"
+        )
     if alg not in ALGORITHMS:
         raise ValueError(f"unknown alg {alg!r}; known: {sorted(ALGORITHMS)}")
     if schedule not in SCHEDULES:
@@ -402,6 +473,9 @@ def generate(
     generator: torch.Generator | None = None,
     seeds: Sequence[int] | None = None,
     output_history: bool = False,
+    cache: str = "none",
+    cache_refresh: int | None = None,
+    early_exit: str = "none",
 ) -> GenerationOutput:
     """Denoise ``max_new_tokens`` masks after each (left-padded) prompt in ``steps`` forward passes.
 
@@ -412,12 +486,22 @@ def generate(
     Fast-dLLM's "at least one per step". Rows then move on to their next block independently.
     ``schedule``: ``"reference"`` (default) or ``"per_row"`` (default when ``threshold`` is set, so that
     rows with different progress do not share a count) or ``"even"``; see the module docstring.
+    ``"even"`` with ``steps = max_new_tokens / k`` is a fixed k tokens per step for every row.
+
+    ``cache``: ``"none"`` (the reference: a full forward per step), ``"prefix"`` or ``"dual"`` (KV caches
+    rebuilt at each row's first step in a block, see ``rlvr.diffusion.cache``); ``cache_refresh=k``
+    also rebuilds every ``k`` steps (1 = every step = the uncached outputs). ``early_exit``:
+    ``"none"``, ``"finished"`` or ``"eos"`` (default ``schedule`` then ``"per_row"``), see
+    ``EARLY_EXITS``; exact per row with greedy decoding or ``seeds``.
     """
     B, P = input_ids.shape
     L = max_new_tokens
     block_length = block_length or L
-    schedule = schedule or ("per_row" if threshold is not None else "reference")
-    _check_args(alg, schedule, steps, L, block_length, threshold, temperature, top_p, top_k, alg_temp)
+    schedule = schedule or ("per_row" if threshold is not None or early_exit == "eos" else "reference")
+    _check_args(
+        alg, schedule, steps, L, block_length, threshold, temperature, top_p, top_k, alg_temp,
+        cache, cache_refresh, early_exit,
+    )  # fmt: skip
     confidence_fn, schedule_fn = ALGORITHMS[alg], SCHEDULES[schedule]
     device, mask_id = input_ids.device, model.mask_token_id
     gens = row_generators(B, seeds, generator, device)
@@ -434,30 +518,57 @@ def generate(
     decode_step = torch.full((B, L), -1, dtype=torch.long, device=device)
     snapshots: list[torch.Tensor] | None = [] if output_history else None
 
-    ran = 0  # forward passes actually run (threshold decoding may stop early)
+    stats = ForwardStats()
+    if cache == "none":
+        forward = UncachedForward(model, full_mask, L, B, stats)
+    else:
+        forward = CachedForward(model, cache, full_mask, P, block_length, cache_refresh, B, stats)
+    fill_fn, skip_idle = EARLY_EXITS[early_exit], early_exit != "none"
+    stop_ids, fill_id = None, None
+    if early_exit == "eos":  # the padding policy's tokens: a completion ends at the first of them
+        stops = {t for t in (model.eos_token_id, model.pad_token_id) if t is not None}
+        if not stops:
+            raise ValueError("early_exit='eos' needs a model with an eos_token_id or pad_token_id")
+        stop_ids = torch.tensor(sorted(stops), device=device)
+        fill_id = model.pad_token_id if model.pad_token_id is not None else model.eos_token_id
+    n_blocks = L // block_length
+    all_rows = torch.arange(B, device=device)
+
+    ran = 0  # steps actually run (threshold decoding and early exit may stop early)
     for step in range(steps):
         eligible = (canvas == mask_id) & (block_of == blk[:, None])
-        if threshold is not None and not eligible.any():
+        if not eligible.any() and (threshold is not None or (skip_idle and not (canvas == mask_id).any())):
             break
-        logits = canvas_logits(model, x, full_mask, L)
-        counts = eligible.sum(1)
-        probs = token_probs(logits[eligible].float(), temperature, top_p, top_k, logits_processors)
-        x0, p_x0 = draw_tokens(probs, counts.tolist(), temperature > 0, gens)
-        i = bstep.clamp(max=steps_per_block - 1)
-        k = torch.minimum(schedule_fn(counts, i, steps_per_block, timesteps), counts)
-        if confidence_fn is None:  # origin: random order, each position with probability 1 - s/t
-            p_transfer = torch.where(i >= steps_per_block - 1, 1.0, 1 - timesteps[i + 1] / timesteps[i])
-            commit = commit_random(eligible, p_transfer, gens)
-        else:
-            conf = torch.full((B, L), -torch.inf, device=device)
-            conf[eligible] = confidence_fn(probs, p_x0)
-            commit = commit_confident(conf, eligible, k, counts, p_x0, threshold, alg_temp, gens, pad_left=P)
-
+        rows = eligible.any(1).nonzero().flatten() if skip_idle else all_rows
+        commit = torch.zeros_like(eligible)
         proposal = torch.full((B, L), mask_id, dtype=x.dtype, device=device)
-        proposal[eligible] = x0
+        if rows.numel():
+            live = (canvas == mask_id).any(1)
+            logits, col0 = forward(x, rows, blk.clamp(max=n_blocks - 1), live)
+            cols = col0[:, None] + torch.arange(logits.shape[1], device=device)
+            # rows left out have no eligible position, so this keeps the (row, position) order of eligible
+            sel = logits[eligible[rows].gather(1, cols)]
+            counts = eligible.sum(1)
+            probs = token_probs(sel.float(), temperature, top_p, top_k, logits_processors)
+            x0, p_x0 = draw_tokens(probs, counts.tolist(), temperature > 0, gens)
+            i = bstep.clamp(max=steps_per_block - 1)
+            k = torch.minimum(schedule_fn(counts, i, steps_per_block, timesteps), counts)
+            if confidence_fn is None:  # origin: random order, each position with probability 1 - s/t
+                p_transfer = torch.where(i >= steps_per_block - 1, 1.0, 1 - timesteps[i + 1] / timesteps[i])
+                commit = commit_random(eligible, p_transfer, gens)
+            else:
+                conf = torch.full((B, L), -torch.inf, device=device)
+                conf[eligible] = confidence_fn(probs, p_x0)
+                commit = commit_confident(
+                    conf, eligible, k, counts, p_x0, threshold, alg_temp, gens, pad_left=P
+                )
+            proposal[eligible] = x0
+
         commit &= eligible
         canvas[commit] = proposal[commit]
         decode_step[commit] = step
+        if fill_fn is not None and (fill := fill_fn(canvas, mask_id, stop_ids)) is not None:
+            canvas[fill] = fill_id
         ran += 1
         if snapshots is not None:
             snapshots.append(canvas.clone())
@@ -470,4 +581,4 @@ def generate(
         bstep = torch.where(done, 0, bstep)
 
     decode_step[canvas == mask_id] = -1  # predicted the mask token itself: never really decoded
-    return GenerationOutput(sequences=x, history=DecodeHistory(decode_step, ran, snapshots))
+    return GenerationOutput(sequences=x, history=DecodeHistory(decode_step, ran, snapshots), stats=stats)
