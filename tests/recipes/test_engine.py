@@ -75,7 +75,7 @@ def _losses(out_dir):
     }
 
 
-@pytest.mark.parametrize("zero_stage", [0, 2])
+@pytest.mark.parametrize("zero_stage", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_resume_continues_bit_exactly(tmp_path, zero_stage):
     full, _ = _run(tmp_path / "full", 4, zero_stage)
     _run(tmp_path / "part", 2, zero_stage)  # stops after step 2 and checkpoints
