@@ -1,24 +1,38 @@
-"""Diffusion sampler throughput (canvas tokens per second) on randomly initialised Qwen2 models.
+"""Diffusion sampler speed (canvas tokens per second) and quality, uncached vs KV caches vs parallel decoding.
 
-    .venv/bin/python benchmarks/sampler_bench.py                      # CPU, fp32, tiny + 100m
-    .venv/bin/python benchmarks/sampler_bench.py --device cuda --dtype bfloat16 --model-size 1.5b
+    .venv/bin/python benchmarks/sampler_bench.py speed                 # CPU fp32: tiny grid + 100m subset
+    .venv/bin/python benchmarks/sampler_bench.py speed --device cuda --dtype bfloat16 --model-size 1.5b
+    .venv/bin/python benchmarks/sampler_bench.py quality --model runs/tiny/sft/model
 
-Each setting runs ``generate`` once (after a warm-up call) on a batch of identical-length random prompts
-and reports canvas tokens per second (``batch * max_new_tokens / wall time``) and forward passes run.
-Random weights are nearly uniform, so threshold decoding rarely finds confident tokens: its rows show
-the overhead of the threshold path, not the speed-up a trained model gets.
+``speed``: for every (model, batch, canvas) cell of the grid, every decoding configuration runs
+``generate`` once, back to back in one process (after one warm-up call per configuration), on a batch
+of random prompts of mixed lengths (16..32 tokens, left-padded). Reported: tokens/s (``batch x canvas /
+wall time``), the speed-up over the uncached sampler of the same cell, model calls and the tokens the
+model processed (batch x query length summed over calls). All configurations use blocks of 32,
+``alg=entropy``, temperature 0 and one token per step unless named ``k/step`` (the fixed schedule
+``schedule="even"`` with ``steps = canvas / k``). Random weights are nearly uniform, so threshold
+decoding never finds a token above 0.9 and runs one token per step: those rows show the threshold
+path's overhead; the fixed k/step rows stand in for the parallel decoding a trained model gets.
+
+``quality``: held-out pass@1 of a trained model (the tiny world's SFT model) under the same
+configurations, greedy, with ``rlvr.world.evaluate``.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import torch
 import typer
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress
 from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+console = Console(width=170)
 
 # name -> Qwen2Config kwargs (1.5b: Qwen2.5-1.5B's shape)
 MODELS = {
@@ -30,16 +44,33 @@ MODELS = {
                  num_attention_heads=12, num_key_value_heads=2),
 }  # fmt: skip
 
-# (max_new_tokens, steps, block_length, threshold)
+BLOCK = 32
+# name -> (generate kwargs, tokens per step)
+CONFIGS: dict[str, tuple[dict[str, Any], int]] = {
+    "uncached": ({}, 1),
+    "uncached, no blocks": ({"block_length": None}, 1),
+    "prefix": ({"cache": "prefix"}, 1),
+    "dual": ({"cache": "dual"}, 1),
+    "threshold": ({"threshold": 0.9}, 1),
+    "dual+threshold": ({"cache": "dual", "threshold": 0.9}, 1),
+    "uncached 2/step": ({"schedule": "even"}, 2),
+    "prefix 2/step": ({"cache": "prefix", "schedule": "even"}, 2),
+    "dual 2/step": ({"cache": "dual", "schedule": "even"}, 2),
+    # control: the exact uncached computation, but only the block's logits projected onto the vocabulary
+    "prefix refresh=1": ({"cache": "prefix", "cache_refresh": 1}, 1),
+}
+
+# (batch, canvas) cells per model; the 100m model only where a full uncached run fits on 2 CPU cores
 GRIDS = {
-    "tiny": [(64, 64, None, None), (64, 32, None, None), (64, 16, None, None), (64, 64, 16, None),
-             (64, 64, None, 0.9), (128, 128, None, None), (128, 64, None, None), (128, 128, 32, None),
-             (128, 128, 32, 0.9)],
-    "100m": [(64, 64, None, None), (64, 32, None, None), (64, 16, None, None), (64, 64, 32, None),
-             (64, 64, 32, 0.9), (128, 64, None, None)],
-    "1.5b": [(256, 256, None, None), (256, 128, None, None), (256, 64, None, None), (256, 256, 32, None),
-             (256, 256, 32, 0.9), (512, 512, None, None), (512, 256, 32, None)],
-}  # fmt: skip
+    "tiny": [(1, 128), (1, 256), (1, 512), (8, 128), (8, 256), (8, 512), (32, 128), (32, 256)],
+    "100m": [(1, 128), (1, 256)],
+    "1.5b": [(1, 256), (1, 512), (8, 256), (8, 512), (32, 256), (32, 512)],
+}
+DEFAULT_CONFIGS = {
+    "tiny": ["uncached", "prefix", "dual", "threshold", "dual+threshold", "uncached 2/step", "dual 2/step"],
+    "100m": ["uncached", "prefix", "dual", "dual+threshold", "dual 2/step", "prefix refresh=1"],
+    "1.5b": list(CONFIGS),
+}
 
 
 def build_model(size: str, device: str, dtype: torch.dtype):
@@ -56,57 +87,179 @@ def build_model(size: str, device: str, dtype: torch.dtype):
     return DiffusionLM.from_pretrained(qwen, mask_token_id=cfg.vocab_size - 1), n_params
 
 
-def run(
+def random_prompts(batch: int, vocab: int, device: str, seed: int = 0):
+    """Left-padded random prompts of 16..32 tokens (mixed lengths, as RL batches)."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(16, 33, (batch,), generator=gen)
+    lengths[0] = 32
+    P = int(lengths.max())
+    ids = torch.randint(2, vocab - 1, (batch, P), generator=gen)
+    mask = (torch.arange(P)[None] >= (P - lengths)[:, None]).long()
+    return ids.masked_fill(mask == 0, 1).to(device), mask.to(device)
+
+
+def gen_kwargs(name: str, canvas: int) -> dict[str, Any]:
+    if name not in CONFIGS:
+        raise typer.BadParameter(f"unknown config {name!r}; known: {list(CONFIGS)}")
+    kw, per_step = CONFIGS[name]
+    return {
+        "max_new_tokens": canvas,
+        "steps": canvas // per_step,
+        "block_length": BLOCK,
+        "alg": "entropy",
+        **kw,
+    }
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@app.command()
+def speed(
     model_size: Annotated[list[str] | None, typer.Option(help="tiny, 100m, 1.5b (repeatable)")] = None,
+    configs: Annotated[
+        list[str] | None, typer.Option(help="configurations (repeatable); default per model")
+    ] = None,
     device: str = "cpu",
     dtype: str = "float32",
-    batch: int = 1,
-    prompt_len: int = 32,
-    threads: int = 2,
-    alg: str = "entropy",
+    threads: Annotated[int, typer.Option(help="torch threads (1 is fastest on a shared 2-core machine)")] = 1,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of the speed-ups")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="also write the table as Markdown")] = None,
+    max_canvas: Annotated[int, typer.Option(help="skip grid cells with a longer canvas (quick runs)")] = 4096,
+    max_batch: Annotated[int, typer.Option(help="skip grid cells with a larger batch (quick runs)")] = 4096,
 ) -> None:
+    """tokens/s of every configuration side by side, per (model, batch, canvas) cell."""
     model_size = model_size or ["tiny", "100m"]
     torch.set_num_threads(threads)
-    console = Console()
     torch_dtype = getattr(torch, dtype)
+    load_start = os.getloadavg()
     table = Table(
-        title=f"sampler throughput: {device} {dtype}, batch {batch}, prompt {prompt_len}, alg {alg}"
+        title=f"sampler speed: {device} {dtype}, {threads} thread(s), blocks of {BLOCK}, entropy, greedy"
     )
-    for col in (
-        "model",
-        "params",
-        "length",
-        "steps",
-        "block",
-        "threshold",
-        "forwards",
-        "seconds",
-        "tokens/s",
-    ):
+    for col in ("model", "batch", "canvas", "config", "steps", "calls", "model tokens", "seconds", "tokens/s",
+                "speed-up"):  # fmt: skip
         table.add_column(col, justify="right")
+    results: list[dict[str, Any]] = []
     for size in model_size:
         if size not in MODELS:
             raise typer.BadParameter(f"unknown --model-size {size!r}; known: {sorted(MODELS)}")
+        names = configs or DEFAULT_CONFIGS[size]
+        for name in names:
+            gen_kwargs(name, BLOCK)  # validate names before the long run
         model, n_params = build_model(size, device, torch_dtype)
         vocab = MODELS[size]["vocab_size"]
-        gen = torch.Generator().manual_seed(0)
-        prompt = torch.randint(2, vocab - 1, (batch, prompt_len), generator=gen).to(device)
-        model.generate(prompt, max_new_tokens=8, steps=2, alg=alg)  # warm-up (allocator, kernels)
-        for length, steps, block, threshold in track(GRIDS[size], description=f"{size}", console=console):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            out = model.generate(prompt, max_new_tokens=length, steps=steps, alg=alg,
-                                 block_length=block, threshold=threshold)  # fmt: skip
-            if device == "cuda":
-                torch.cuda.synchronize()
-            secs = time.perf_counter() - start
-            table.add_row(size, f"{n_params / 1e6:.1f}M", str(length), str(steps), str(block or "-"),
-                          str(threshold or "-"), str(out.history.num_steps), f"{secs:.2f}",
-                          f"{batch * length / secs:.1f}")  # fmt: skip
+        ids, mask = random_prompts(2, vocab, device)
+        for name in names:  # warm-up: allocator, kernels, every code path
+            model.generate(ids, mask, **gen_kwargs(name, 2 * BLOCK))
+        cells = [(b, c) for b, c in GRIDS[size] if b <= max_batch and c <= max_canvas]
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"{size} ({n_params / 1e6:.0f}M)", total=len(cells) * len(names))
+            for batch, canvas in cells:
+                ids, mask = random_prompts(batch, vocab, device)
+                base = None
+                for name in names:
+                    kw = gen_kwargs(name, canvas)
+                    _sync(device)
+                    start = time.perf_counter()
+                    out = model.generate(ids, mask, **kw)
+                    _sync(device)
+                    secs = time.perf_counter() - start
+                    tps = batch * canvas / secs
+                    base = tps if name == "uncached" else base
+                    up = f"{tps / base:.2f}x" if base else "-"
+                    table.add_row(size, str(batch), str(canvas), name, str(out.history.num_steps),
+                                  str(out.stats.calls), str(out.stats.tokens), f"{secs:.2f}", f"{tps:.1f}", up)  # fmt: skip
+                    results.append(dict(model=size, batch=batch, canvas=canvas, config=name,
+                                        steps=out.history.num_steps, calls=out.stats.calls,
+                                        tokens=out.stats.tokens, secs=secs, tps=tps,
+                                        speedup=tps / base if base else None))  # fmt: skip
+                    progress.advance(task)
         del model
+    console.print(table)
+    load = f"load average (1, 5, 15 min): at start {load_start}, at end {os.getloadavg()}"
+    console.print(load)
+    if markdown:
+        head = "| model | batch | canvas | config | steps | calls | model tokens | seconds | tokens/s | speed-up |"
+        lines = [head, "|" + "---|" * 10]
+        for r in results:
+            up = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+            lines.append(f"| {r['model']} | {r['batch']} | {r['canvas']} | {r['config']} | {r['steps']} | "
+                         f"{r['calls']} | {r['tokens']} | {r['secs']:.2f} | {r['tps']:.1f} | {up} |")  # fmt: skip
+        markdown.write_text("\n".join(lines) + f"\n\n{load}\n")
+    if plot:
+        _plot(results, plot)
+        console.print(f"wrote {plot}")
+
+
+def _plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = sorted(
+        {(r["model"], r["batch"], r["canvas"]) for r in results}, key=lambda c: (c[0] != "tiny", c)
+    )
+    names = list(dict.fromkeys(r["config"] for r in results))
+    fig, ax = plt.subplots(figsize=(max(8, len(cells) * 1.2), 4.5))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        ys = [
+            next((r["speedup"] or 0 for r in results if (r["model"], r["batch"], r["canvas"]) == c
+                  and r["config"] == name), 0)
+            for c in cells
+        ]  # fmt: skip
+        ax.bar([i + j * width for i in range(len(cells))], ys, width, label=name)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cells))])
+    ax.set_xticklabels([f"{m}\nB={b} L={L}" for m, b, L in cells], fontsize=8)
+    ax.set_ylabel("speed-up over uncached (tokens/s)")
+    ax.set_title("Diffusion sampler: KV caches and parallel decoding (CPU, random weights)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+@app.command()
+def quality(
+    model: Annotated[Path, typer.Option(help="a trained DiffusionLM folder with its tokenizer")] = Path(
+        "runs/tiny/sft/model"
+    ),
+    data: Path = Path("runs/tiny/data/rl/heldout.jsonl"),
+    max_new_tokens: int = 64,
+    configs: Annotated[list[str] | None, typer.Option(help="configurations (repeatable)")] = None,
+    threshold: Annotated[float, typer.Option(help="threshold of the threshold configurations")] = 0.9,
+    threads: int = 1,
+) -> None:
+    """Held-out pass@1 (greedy) and tokens/s of a trained model under each configuration."""
+    from rlvr.diffusion import DiffusionLM
+    from rlvr.world.evaluate import evaluate, read_rows
+
+    torch.set_num_threads(threads)
+    if not (model / "config.json").is_file():
+        raise typer.BadParameter(f"--model {str(model)!r} is not a model folder (no config.json)")
+    dlm = DiffusionLM.from_pretrained(model)
+    rows = read_rows(data)
+    names = configs or ["uncached, no blocks", "uncached", "prefix", "dual", "threshold", "dual+threshold",
+                        "uncached 2/step", "dual 2/step"]  # fmt: skip
+    table = Table(
+        title=f"held-out pass@1: {model} on {data} ({len(rows)} tasks), canvas {max_new_tokens}, greedy"
+    )
+    for col in ("config", "pass@1", "passed", "seconds (sampling + tests)"):
+        table.add_column(col, justify="right")
+    for name in names:
+        kw = gen_kwargs(name, max_new_tokens)
+        if "threshold" in kw:
+            kw["threshold"] = threshold
+        start = time.perf_counter()
+        res = evaluate(dlm, rows, progress=False, **kw)
+        secs = time.perf_counter() - start
+        table.add_row(name, f"{res['pass@1']:.3f}", f"{res['passed']}/{res['n']}", f"{secs:.1f}")
     console.print(table)
 
 
 if __name__ == "__main__":
-    typer.run(run)
+    app()
