@@ -243,13 +243,19 @@ def quality(
         raise typer.BadParameter(f"--model {str(model)!r} is not a model folder (no config.json)")
     dlm = DiffusionLM.from_pretrained(model)
     rows = read_rows(data)
-    names = configs or ["uncached, no blocks", "uncached", "prefix", "dual", "threshold", "dual+threshold",
+    names = configs or ["uncached", "uncached, no blocks", "prefix", "dual", "threshold", "dual+threshold",
                         "uncached 2/step", "dual 2/step"]  # fmt: skip
     table = Table(
         title=f"held-out pass@1: {model} on {data} ({len(rows)} tasks), canvas {max_new_tokens}, greedy"
     )
-    for col in ("config", "pass@1", "passed", "seconds (sampling + tests)"):
+    for col in ("config", "pass@1", "passed", "statuses", "same as uncached", "seconds (sampling + tests)"):
         table.add_column(col, justify="right")
+    stop = dlm.tokenizer.decode([dlm.eos_token_id]) if dlm.eos_token_id is not None else None
+
+    def answer(text: str) -> str:  # the completion as graded: up to the first stop token
+        return text.split(stop)[0] if stop else text
+
+    reference: list[str] | None = None
     for name in names:
         kw = gen_kwargs(name, max_new_tokens)
         if "threshold" in kw:
@@ -257,7 +263,16 @@ def quality(
         start = time.perf_counter()
         res = evaluate(dlm, rows, progress=False, **kw)
         secs = time.perf_counter() - start
-        table.add_row(name, f"{res['pass@1']:.3f}", f"{res['passed']}/{res['n']}", f"{secs:.1f}")
+        answers = [answer(smp["completion"]) for smp in res["samples"]]
+        if name == "uncached":
+            reference = answers
+        same = (
+            "-" if reference is None else f"{sum(a == b for a, b in zip(answers, reference)) / len(rows):.3f}"
+        )
+        statuses = " ".join(f"{k}={v}" for k, v in res["statuses"].items())
+        table.add_row(
+            name, f"{res['pass@1']:.3f}", f"{res['passed']}/{res['n']}", statuses, same, f"{secs:.1f}"
+        )
     console.print(table)
 
 
