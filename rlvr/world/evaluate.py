@@ -27,6 +27,11 @@ def extract_code(text: str, stop: tuple[str, ...] = ("<|endoftext|>", "<|im_end|
     return text.rstrip() + "\n"
 
 
+def assert_codes(row: dict[str, Any]) -> list[str]:
+    """The assert statements of a tiny-world row (``ground_truth.tests`` of type ``assert``)."""
+    return [t["code"] for t in row["reward_model"]["ground_truth"]["tests"]]
+
+
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """RL-schema rows from a JSONL file; a row without tests or entry point is an error naming it."""
     rows = []
@@ -97,7 +102,7 @@ def evaluate(
         completions.extend(tok.decode(row, skip_special_tokens=False) for row in new)
     codes = [extract_code(c) for c in completions]
     results = run_many(
-        [(code, r["reward_model"]["ground_truth"]["tests"]) for code, r in zip(codes, rows, strict=True)],
+        [(code, assert_codes(r)) for code, r in zip(codes, rows, strict=True)],
         timeout=timeout,
         workers=workers,
     )

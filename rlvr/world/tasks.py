@@ -328,7 +328,11 @@ def to_rl_row(task: Task) -> dict[str, Any]:
         "ability": "code",
         "reward_model": {
             "style": "rule",
-            "ground_truth": {"tests": task.tests, "entry_point": task.entry_point},
+            "ground_truth": {
+                "language": "python",
+                "tests": [{"type": "assert", "code": t} for t in task.tests],
+                "entry_point": task.entry_point,
+            },
         },
         "extra_info": {
             "reference_solution": task.reference_solution,

@@ -52,7 +52,11 @@ def test_rl_row_schema():
     assert row["data_source"] == "tiny_world" and row["ability"] == "code"
     assert row["reward_model"] == {
         "style": "rule",
-        "ground_truth": {"tests": t.tests, "entry_point": t.entry_point},
+        "ground_truth": {
+            "language": "python",
+            "tests": [{"type": "assert", "code": s} for s in t.tests],
+            "entry_point": t.entry_point,
+        },
     }
     assert row["extra_info"] == {
         "reference_solution": t.reference_solution,
