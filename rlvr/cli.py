@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,9 +23,9 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-ConfigArg = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
+ConfigArg = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 OverridesArg = Annotated[
-    Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. optim.lr=1e-4 model.path=runs/sft")
+    list[str] | None, typer.Argument(help="Dotted overrides, e.g. optim.lr=1e-4 model.path=runs/sft")
 ]
 
 
@@ -35,7 +35,7 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def run_recipe(module: str, config: Optional[Path], overrides: Optional[list[str]]) -> None:
+def run_recipe(module: str, config: Path | None, overrides: list[str] | None) -> None:
     """Load ``module``'s config class from YAML + overrides, then call its ``main(cfg)``."""
     import importlib
 
