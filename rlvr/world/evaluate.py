@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
+from rlvr.batch import pad_left
 from rlvr.world.executor import run_many
 
-__all__ = ["extract_code", "read_rows", "evaluate", "left_pad"]
+__all__ = ["extract_code", "read_rows", "evaluate"]
 
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
@@ -48,17 +49,6 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad token lists into ``input_ids`` and a 0/1 ``attention_mask`` (the sampler's convention)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-        mask[r, width - len(s) :] = 1
-    return ids, mask
-
-
 @torch.no_grad()
 def evaluate(
     model: Any,
@@ -88,7 +78,7 @@ def evaluate(
     completions: list[str] = []
     starts = range(0, len(rows), batch_size)
     for start in track(starts, description="sampling", disable=not progress):
-        ids, mask = left_pad(prompts[start : start + batch_size], tok.pad_token_id)
+        ids, mask = pad_left(prompts[start : start + batch_size], tok.pad_token_id)
         out = model.generate(
             ids.to(model.device),
             attention_mask=mask.to(model.device),

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import torch
 from typer.testing import CliRunner
 
-from rlvr.world.evaluate import evaluate, extract_code, left_pad, read_rows
+from rlvr.batch import pad_left
+from rlvr.world.evaluate import evaluate, extract_code, read_rows
 from rlvr.world.tasks import generate_tasks, to_corpus_text, to_rl_row
 from rlvr.world.tokenizer import train_bpe_tokenizer
 
@@ -20,8 +21,8 @@ def test_extract_code():
     assert extract_code("a<|im_end|>b") == "a\n"
 
 
-def test_left_pad():
-    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
+def test_pad_left():
+    ids, mask = pad_left([[5, 6, 7], [8]], pad_id=0)
     assert torch.equal(ids, torch.tensor([[5, 6, 7], [0, 0, 8]]))
     assert torch.equal(mask, torch.tensor([[1, 1, 1], [0, 0, 1]]))
 
