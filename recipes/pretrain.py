@@ -14,14 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from rlvr.config import Config, dump_config
-from rlvr.diffusion.noise import WEIGHT_KINDS
-from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, OptimConfig
+from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, ObjectiveSection, OptimConfig
 
 __all__ = ["PretrainConfig", "CONFIG_CLASS", "main"]
 
@@ -33,26 +31,10 @@ class PretrainData(Config):
     shuffle_buffer: int = Field(10_000, ge=0)  # streaming shuffle buffer (0/1 = file order)
 
 
-class PretrainObjective(Config):
+class PretrainObjective(ObjectiveSection):
     weighting: str = "inverse_t"  # continuous-time weighted CE (w = 1/t): the pretraining ELBO
-    cart_p: float = Field(0.1, gt=0, le=1)  # only used by weighting=cart
-    # t ~ U(t_min, t_max). A small floor keeps 1/t finite in expectation without changing the objective much
+    # a small floor keeps 1/t finite in expectation without changing the objective much
     t_min: float = Field(1e-3, ge=0, le=1)
-    t_max: float = Field(1.0, ge=0, le=1)
-    normalize: Literal["masked_tokens", "weights", "batch_tokens"] = "masked_tokens"
-
-    @field_validator("weighting")
-    @classmethod
-    def _known_weighting(cls, v: str) -> str:
-        if v not in WEIGHT_KINDS:
-            raise ValueError(f"{v!r} is not one of {list(WEIGHT_KINDS)}")
-        return v
-
-    @model_validator(mode="after")
-    def _check(self) -> PretrainObjective:
-        if self.t_min > self.t_max:
-            raise ValueError(f"t_min={self.t_min} > t_max={self.t_max}")
-        return self
 
 
 class PretrainConfig(Config):

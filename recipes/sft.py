@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from rlvr.config import Config, dump_config
-from rlvr.diffusion.noise import WEIGHT_KINDS
-from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, OptimConfig
+from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, ObjectiveSection, OptimConfig
 from rlvr.training.data import CUTOFFS
 
 __all__ = ["SFTConfig", "CONFIG_CLASS", "main", "sample_indices"]
@@ -42,27 +41,10 @@ class SFTData(Config):
         return v
 
 
-class SFTObjective(Config):
-    weighting: str = "cart"  # diffusion.time_reweighting=cart in run_sft.sh
-    cart_p: float = Field(0.1, gt=0, le=1)  # sft_trainer.yaml cart_p
+class SFTObjective(ObjectiveSection):
+    # defaults: diffusion.time_reweighting=cart, cart_p 0.1 (run_sft.sh / sft_trainer.yaml), sum(w*l)/#masked
     context: Literal["sequence", "response"] = "sequence"  # SFT: the CART sum runs over the whole row
-    t_min: float = Field(0.0, ge=0, le=1)
-    t_max: float = Field(1.0, ge=0, le=1)
     treat_eos_as_one: bool = False  # reference flag data.treat_eos_as_one, default off
-    normalize: Literal["masked_tokens", "weights", "batch_tokens"] = "masked_tokens"  # sum(w*l)/#masked
-
-    @field_validator("weighting")
-    @classmethod
-    def _known_weighting(cls, v: str) -> str:
-        if v not in WEIGHT_KINDS:
-            raise ValueError(f"{v!r} is not one of {list(WEIGHT_KINDS)}")
-        return v
-
-    @model_validator(mode="after")
-    def _check(self) -> SFTObjective:
-        if self.t_min > self.t_max:
-            raise ValueError(f"t_min={self.t_min} > t_max={self.t_max}")
-        return self
 
 
 class SFTConfig(Config):

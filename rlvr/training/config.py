@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rlvr.config import Config
 
-__all__ = ["OptimConfig", "DeepSpeedSection", "LoopConfig", "ModelSection", "TinyModelInit"]
+__all__ = ["OptimConfig", "DeepSpeedSection", "LoopConfig", "ModelSection", "TinyModelInit", "ObjectiveSection"]
 
 
 class OptimConfig(Config):
@@ -94,4 +94,29 @@ class ModelSection(Config):
             raise ValueError(
                 "model.init needs model.tokenizer ('qwen' or a tokenizer folder) for its vocabulary"
             )
+        return self
+
+
+class ObjectiveSection(Config):
+    """The weighted masked-diffusion objective shared by pretraining and SFT (defaults: SFT's CART)."""
+
+    weighting: str = "cart"  # a rlvr.diffusion.noise.WEIGHT_KINDS name: inverse_t | linear | cart | none
+    cart_p: float = Field(0.1, gt=0, le=1)  # only used by weighting=cart
+    t_min: float = Field(0.0, ge=0, le=1)  # t ~ U(t_min, t_max) per sequence
+    t_max: float = Field(1.0, ge=0, le=1)
+    normalize: Literal["masked_tokens", "weights", "batch_tokens"] = "masked_tokens"  # sum(w*l)/#masked
+
+    @field_validator("weighting")
+    @classmethod
+    def _known_weighting(cls, v: str) -> str:
+        from rlvr.diffusion.noise import WEIGHT_KINDS
+
+        if v not in WEIGHT_KINDS:
+            raise ValueError(f"{v!r} is not one of {list(WEIGHT_KINDS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _t_range(self) -> ObjectiveSection:
+        if self.t_min > self.t_max:
+            raise ValueError(f"t_min={self.t_min} > t_max={self.t_max}")
         return self
