@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
-import torch
 from pydantic import Field, field_validator
 
-from rlvr.config import Config, dump_config
+from rlvr.config import Config
 from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, ObjectiveSection, OptimConfig
 from rlvr.training.data import CUTOFFS
 
@@ -95,21 +93,12 @@ def _micro_batches(
 def main(cfg: SFTConfig) -> dict:
     from rlvr.diffusion.noise import diffusion_loss, q_sample, weights_for
     from rlvr.training.data import load_sft_examples
-    from rlvr.training.engine import Engine, build_ds_config
+    from rlvr.training.engine import Engine
     from rlvr.training.loop import step_generator, train_loop
     from rlvr.training.metrics import plot_metrics
-    from rlvr.training.modeling import load_model
+    from rlvr.training.modeling import prepare_run
 
-    if cfg.loop.threads:
-        torch.set_num_threads(cfg.loop.threads)
-    torch.manual_seed(cfg.loop.seed)
-    out = Path(cfg.loop.out_dir)
-    dump_config(cfg, out / "config.yaml")
-    ds_cfg = build_ds_config(cfg.deepspeed, cfg.loop.micro_batch, cfg.loop.grad_accum, cfg.optim.grad_clip)
-    model = load_model(cfg.model, seed=cfg.loop.seed, ds_config=ds_cfg)
-    tokenizer = model.tokenizer
-    if tokenizer is None:
-        raise ValueError("model.tokenizer is not set and the model folder has no tokenizer")
+    model, tokenizer, out = prepare_run(cfg)
     examples, dropped = load_sft_examples(
         cfg.data.files, tokenizer, cfg.data.max_length, cfg.data.prompt_field, cfg.data.response_field
     )

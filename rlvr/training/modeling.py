@@ -8,7 +8,7 @@ import torch
 
 from rlvr.training.config import ModelSection
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "prepare_run"]
 
 
 def load_model(section: ModelSection, seed: int = 0, ds_config: dict[str, Any] | None = None) -> Any:
@@ -42,3 +42,23 @@ def load_model(section: ModelSection, seed: int = 0, ds_config: dict[str, Any] |
     model = DiffusionLM.from_pretrained(section.path, tokenizer=tokenizer, torch_dtype=dtype)
     model._hf_ds_config = keep_alive  # transformers holds it weakly; it must outlive training under ZeRO-3
     return model
+
+
+def prepare_run(cfg: Any) -> tuple[Any, Any, Any]:
+    """Common start of the pretrain and SFT recipes: threads, seed, the resolved config written to
+    ``loop.out_dir``, and the model (ZeRO-3 aware) with its tokenizer. Returns ``(model, tokenizer, out_dir)``."""
+    from pathlib import Path
+
+    from rlvr.config import dump_config
+    from rlvr.training.engine import build_ds_config
+
+    if cfg.loop.threads:
+        torch.set_num_threads(cfg.loop.threads)
+    torch.manual_seed(cfg.loop.seed)
+    out = Path(cfg.loop.out_dir)
+    dump_config(cfg, out / "config.yaml")
+    ds_cfg = build_ds_config(cfg.deepspeed, cfg.loop.micro_batch, cfg.loop.grad_accum, cfg.optim.grad_clip)
+    model = load_model(cfg.model, seed=cfg.loop.seed, ds_config=ds_cfg)
+    if model.tokenizer is None:
+        raise ValueError("model.tokenizer is not set and the model folder has no tokenizer")
+    return model, model.tokenizer, out
