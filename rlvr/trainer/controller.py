@@ -157,7 +157,7 @@ class Controller:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         from rlvr.learner import LearnerRank
-        from rlvr.rollout import RolloutWorker
+        from rlvr.rollout import ROLLOUT_ENGINES
 
         cfg, lc, rc = self.cfg, self.cfg.learner, self.cfg.rollout
 
@@ -196,8 +196,9 @@ class Controller:
 
         # colocated: the bundle holds both CPU budgets, and one GPU that the two actors split
         share = 0.5 if cfg.trainer.placement == "colocate" else 1.0
+        engine = ROLLOUT_ENGINES[rc.engine]
         self.workers = [
-            ray.remote(RolloutWorker)
+            ray.remote(engine.worker)
             .options(
                 max_restarts=rc.max_restarts,
                 max_task_retries=0,  # we re-issue ourselves, after giving the new process the weights
@@ -213,6 +214,7 @@ class Controller:
                 cfg.model.dtype,
                 None,
                 lc.threads or None,
+                **engine.extra_kwargs(rc),
             )
             for b in worker_bundle
         ]
@@ -235,6 +237,7 @@ class Controller:
                 cfg.trainer.total_steps,
                 cfg.trainer.seed,
                 rc.sampler.temperature or 1.0,
+                cfg.model.kind,
             )
             for r, b in enumerate(learner_bundle)
         ]
@@ -514,7 +517,7 @@ class Controller:
         if self.heldout is None:
             return None
         t = self.cfg.trainer
-        sampler = {"temperature": t.eval_temperature}
+        sampler = {**t.eval_sampler, "temperature": t.eval_temperature}
         idx = list(range(len(self.heldout)))
         _, results, _ = self.rollout_and_score(self.heldout, idx, step=-1, n=t.eval_samples, sampler=sampler)
         score = sum(r.reward >= 1.0 for r in results) / max(1, len(results))
@@ -556,6 +559,7 @@ class Controller:
                 )
                 self.hooks.step_finished(self, self.step, metrics)
         summary["pass@1_after"] = self.evaluate("after RL")
+        summary.update(self._reward_trend())
         final = self.out / "final"
         ray.get([lr.save_hf.remote(str(final), self.cfg.model.path) for lr in self.learners])
         summary["final_model"] = str(final)
@@ -563,6 +567,20 @@ class Controller:
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
         return summary
+
+    def _reward_trend(self) -> dict[str, Any]:
+        """Mean training reward over the first and the last quarter of the run's steps."""
+        from rlvr.training.metrics import first_last_means, read_metrics
+
+        path = self.out / "metrics.jsonl"
+        rewards = [r["reward/mean"] for r in read_metrics(path) if "reward/mean" in r] if path.exists() else []
+        trend = first_last_means(rewards)
+        if trend is None:
+            return {}
+        self.console.print(
+            f"[bold]train reward[/]: {trend[0]:.3f} (first quarter of steps) -> {trend[1]:.3f} (last quarter)"
+        )
+        return {"train_reward_first_quarter": trend[0], "train_reward_last_quarter": trend[1]}
 
     def _plot(self) -> None:
         from rlvr.training.metrics import plot_metrics
