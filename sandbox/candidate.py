@@ -3,9 +3,13 @@ value codec shared with the harness and the host.
 
 Inside the sandbox the runner starts this file once as ``python3 -I -S -B -c <source> --zygote``: a
 clean interpreter that pre-imports common standard modules and then only forks. Every program gets
-a *fresh process* forked from it (double fork, so the program is re-parented to the runner, PID 1),
-which skips the ~10 ms interpreter start per program without sharing anything between programs:
-the zygote never runs candidate code and holds no test data. A forked child either runs a Python
+a *fresh process* forked from it, which skips the ~10 ms interpreter start per program without
+sharing anything between programs: the zygote never runs candidate code and holds no test data.
+Forked children are children of the runner (PID 1), not of the zygote: one ``clone`` with
+``CLONE_PARENT`` (see :func:`_sibling_fork`), or a double fork where that is unavailable. The runner
+thus waits for them itself (rusage: the CPU-time verdict) and a program's ``getppid()`` is PID 1,
+which ignores its signals. The stdio tests of one Python program are forked from a zygote of that
+program's own (see :func:`_program_zygote`), which compiled it once. A forked child either runs a Python
 program as ``__main__`` (stdio tests), execs a binary (C++, the compiler), or loads the program as
 module ``solution`` and serves function calls over two pipes (fd 3: requests in, fd 4: replies out).
 A call server holds nothing secret: the harness that asks the questions and judges the answers is
@@ -234,7 +238,7 @@ def _show(exc: BaseException) -> None:
         pass
 
 
-def _run_main(path: str) -> None:  # pragma: no cover - runs inside the container
+def _run_main(path: str, cached=None) -> None:  # pragma: no cover - runs inside the container
     """Run a Python program as ``__main__`` and end the way the interpreter would.
 
     Exit status: the ``SystemExit`` code, 1 after an uncaught exception, else 0. Non-daemon threads
@@ -254,7 +258,9 @@ def _run_main(path: str) -> None:  # pragma: no cover - runs inside the containe
     code = 0
     try:
         with open(path, "rb") as f:
-            compiled = compile(f.read(), path, "exec")
+            source = f.read()
+        # `cached`: (source, code) compiled once per program by its own zygote
+        compiled = cached[1] if cached is not None and cached[0] == source else compile(source, path, "exec")
         exec(compiled, main.__dict__)
     except SystemExit as exc:
         code = _exit_code(exc)
@@ -299,9 +305,79 @@ PRELOAD = ("typing", "collections", "itertools", "functools", "heapq", "bisect",
            "random", "json", "fractions", "decimal", "operator", "copy", "statistics", "datetime")
 
 
-def _zygote() -> None:  # pragma: no cover - runs inside the container
+def _sibling_fork(libc):  # pragma: no cover - runs inside the container
+    """A ``fork`` whose child is a child of *our parent* (the runner), or None where unavailable.
+
+    ``clone(CLONE_PARENT)`` gives the program the runner as its parent from its first instruction:
+    the same process tree the classic double fork gives (so the runner waits for it, reads its rusage,
+    and ``getppid()`` is PID 1, which ignores its signals), at half the price: one fork of the zygote
+    instead of two plus a reap. It mirrors what ``os.fork`` does around ``fork()`` (CPython's
+    before/after-fork hooks, the GIL held throughout) and what glibc's ``fork`` does for the child's
+    thread descriptor (the kernel stores the new thread id there, ``CLONE_CHILD_SETTID``). The
+    descriptor's thread-id slot is found by checking, with a real ``os.fork``, which slot glibc
+    rewrites; without a single such slot (another libc) or on an unknown architecture the zygote
+    keeps the double fork.
+    """
     import ctypes
     import os
+
+    # raw clone: x86_64 clone(flags, stack, parent_tid, child_tid, tls); aarch64 swaps the last two
+    arch = os.uname().machine
+    if arch == "x86_64":
+        nr, ctid_last = 56, False
+    elif arch == "aarch64":
+        nr, ctid_last = 220, True
+    else:
+        return None
+    try:
+        self_fn = libc.pthread_self
+        self_fn.restype = ctypes.c_void_p
+        tcb = self_fn()
+        me = os.getpid()  # single-threaded: the main thread's id is the pid
+        slots = [off for off in range(0, 4096, 4) if ctypes.c_int.from_address(tcb + off).value == me]
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            child = os.getpid()
+            good = [off for off in slots if ctypes.c_int.from_address(tcb + off).value == child]
+            os.write(w, (",".join(map(str, good))).encode())
+            os._exit(0)
+        os.close(w)
+        reply = os.read(r, 4096).decode()
+        os.close(r)
+        os.waitpid(pid, 0)
+        good = [int(x) for x in reply.split(",") if x]
+        if len(good) != 1:
+            return None
+        ctid = tcb + good[0]
+        raw = ctypes.PyDLL(None, use_errno=True).syscall  # PyDLL: the GIL stays held, as in os.fork
+        raw.restype = ctypes.c_long
+        raw.argtypes = [ctypes.c_long, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                        ctypes.c_void_p]
+        api = ctypes.pythonapi
+        before, after_parent, after_child = api.PyOS_BeforeFork, api.PyOS_AfterFork_Parent, api.PyOS_AfterFork_Child
+    except (AttributeError, OSError, ValueError):
+        return None
+    # CLONE_PARENT | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD: glibc's fork flags, plus
+    # CLONE_PARENT
+    flags = 0x00008000 | 0x01000000 | 0x00200000 | 17
+    args = (nr, flags, None, None, None, ctid) if ctid_last else (nr, flags, None, None, ctid, None)
+
+    def fork() -> int:
+        """The child's pid (0 in the child), or -errno."""
+        before()
+        pid = raw(*args)
+        if pid == 0:
+            after_child()
+            return 0
+        after_parent()
+        return pid if pid > 0 else -ctypes.get_errno()
+
+    return fork
+
+
+def _zygote() -> None:  # pragma: no cover - runs inside the container
+    import ctypes
     import resource
     import socket
     import sys
@@ -313,16 +389,31 @@ def _zygote() -> None:  # pragma: no cover - runs inside the container
             __import__(name)
         except ImportError:
             pass
+    import atexit  # noqa: F401  (every program runs its exit handlers: imported once, here)
     import fcntl  # noqa: F401  (used by every child's setup)
     import gc
 
+    libc = ctypes.CDLL(None)
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    forks = [_sibling_fork(libc)]
     # Objects that exist now are never collected: a child's first GC pass then does not touch (and
     # copy-on-write) the whole inherited heap.
     gc.collect()
     gc.freeze()
-    libc = ctypes.CDLL(None)
-    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE=0: other processes (programs) cannot ptrace us
-    ctl = socket.socket(fileno=3)  # SOCK_SEQPACKET from the runner: one request (+ fds) per message
+    prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE=0: other processes (programs) cannot ptrace us
+    # SOCK_SEQPACKET from the runner: one request (+ fds) per message
+    _serve(socket.socket(fileno=3), forks, prctl, resource, None)
+
+
+def _serve(ctl, forks, prctl, resource, cached) -> None:  # pragma: no cover - runs inside the container
+    """The zygote loop: a spawn request (spec + the child's fds) in, the new process's pid out."""
+    import errno
+    import os
+    import socket
+
+    env = None
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 16)
@@ -331,42 +422,39 @@ def _zygote() -> None:  # pragma: no cover - runs inside the container
         if not msg:
             os._exit(0)
         spec = marshal.loads(msg)
-        r, w = os.pipe()
-        mid = os.fork()
-        if mid == 0:
+        if spec["mode"] != "exec" and spec["env"] != env:
+            # A job's programs share one environment: set it here once (the zygote runs nothing that
+            # reads it) and every forked program inherits it, instead of rebuilding it per test.
+            env = spec["env"]
+            os.environ.clear()
+            os.environ.update(env)
+        pid = forks[0]() if forks[0] is not None else -1
+        if pid == 0:
+            _child(spec, fds, ctl, forks, prctl, resource, cached)
+        if pid > 0:
+            data = str(pid).encode()
+        else:  # the double fork: where clone(CLONE_PARENT) is unavailable (or just failed)
+            if pid == -errno.EINVAL:  # not allowed here (e.g. we are PID 1): do not try again
+                forks[0] = None
+            r, w = os.pipe()
+            mid = os.fork()
+            if mid == 0:
+                os.close(r)
+                pid = os.fork()
+                if pid:
+                    os.write(w, str(pid).encode())
+                    os._exit(0)
+                os.close(w)
+                _child(spec, fds, ctl, forks, prctl, resource, cached)  # re-parented once `mid` exits
+            os.close(w)
+            data = b""
+            while True:
+                chunk = os.read(r, 32)
+                if not chunk:
+                    break
+                data += chunk
             os.close(r)
-            pid = os.fork()
-            if pid:
-                os.write(w, str(pid).encode())
-                os._exit(0)
-            # the program's process: re-parented to the runner as soon as `mid` exits
-            try:
-                os.setsid()
-                _child_setup(spec, fds, libc, resource)
-            except BaseException as exc:
-                _show(exc)  # stderr is already the program's stderr pipe (or ours)
-                os._exit(126)
-            mode = spec["mode"]
-            if mode == "exec":
-                try:
-                    os.execve(spec["argv"][0], spec["argv"], spec["env"])
-                finally:
-                    os._exit(127)
-            ctl.detach()
-            if mode == "main":
-                _run_main(spec["path"])
-            else:
-                _serve_calls(spec["path"])
-            os._exit(0)
-        os.close(w)
-        data = b""
-        while True:
-            chunk = os.read(r, 32)
-            if not chunk:
-                break
-            data += chunk
-        os.close(r)
-        os.waitpid(mid, 0)
+            os.waitpid(mid, 0)
         for fd in fds:
             os.close(fd)
         try:
@@ -375,7 +463,65 @@ def _zygote() -> None:  # pragma: no cover - runs inside the container
             os._exit(0)
 
 
-def _child_setup(spec, fds, libc, resource) -> None:  # pragma: no cover - runs inside the container
+def _child(spec, fds, ctl, forks, prctl, resource, cached) -> None:  # pragma: no cover - in the container
+    """A forked child: a program's process, or a program's own zygote; never returns."""
+    import os
+
+    if spec["mode"] == "zygote":
+        try:
+            _program_zygote(spec, fds, ctl, forks, prctl, resource)
+        finally:
+            os._exit(70)
+    try:
+        os.setsid()
+        _child_setup(spec, fds, prctl, resource)
+    except BaseException as exc:
+        _show(exc)  # stderr is already the program's stderr pipe (or ours)
+        os._exit(126)
+    mode = spec["mode"]
+    if mode == "exec":
+        try:
+            os.execve(spec["argv"][0], spec["argv"], spec["env"])
+        finally:
+            os._exit(127)
+    ctl.detach()
+    if mode == "main":
+        _run_main(spec["path"], cached)
+    else:
+        _serve_calls(spec["path"])
+    os._exit(0)
+
+
+def _program_zygote(spec, fds, ctl, forks, prctl, resource) -> None:  # pragma: no cover - in the container
+    """A zygote for the tests of one Python program: the program compiled once, then the same loop.
+
+    Forked from the zygote right after the runner wrote the source, before any of the program ran;
+    it compiles the code (compiling runs none of it) and never runs it, and stays non-dumpable like
+    the zygote. Each test's process is forked from it and runs the cached code object when
+    ``main.py`` still holds the same source (a test may have rewritten the file: then that test
+    compiles it itself, as it always did). For a small program, compiling was most of a test's CPU.
+    It dies with the job's other processes; where it fails or dies, the runner uses the zygote.
+    """
+    import fcntl
+    import os
+    import socket
+
+    ctl.detach()  # the zygote's channel to the runner is not ours: fd 3 becomes our own channel
+    staged = [fcntl.fcntl(fd, fcntl.F_DUPFD, 256) for fd in fds]
+    for target, src in enumerate(staged):
+        os.dup2(src, target, inheritable=False)
+    os.closerange(len(staged), 4096)
+    cached = None
+    try:
+        with open(spec["path"], "rb") as f:
+            source = f.read()
+        cached = (source, compile(source, spec["path"], "exec"))
+    except BaseException:  # a program that does not compile: each test reports it, as before
+        pass
+    _serve(socket.socket(fileno=3), forks, prctl, resource, cached)
+
+
+def _child_setup(spec, fds, prctl, resource) -> None:  # pragma: no cover - runs inside the container
     import fcntl
     import os
 
@@ -387,12 +533,13 @@ def _child_setup(spec, fds, libc, resource) -> None:  # pragma: no cover - runs 
         resource.setrlimit(res, (value, value))
     # dumpable again (first: /proc/self of a non-dumpable process is root's), so the harness can read
     # its exit code in /proc and it can raise its own OOM score
-    libc.prctl(4, 1, 0, 0, 0)
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write("1000")  # the kernel's OOM killer picks programs first, never the runner
+    prctl(4, 1, 0, 0, 0)
+    fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+    try:
+        os.write(fd, b"1000")  # the kernel's OOM killer picks programs first, never the runner
+    finally:
+        os.close(fd)
     os.chdir(spec["cwd"])
-    os.environ.clear()
-    os.environ.update(spec["env"])
 
 
 if __name__ == "__main__":  # pragma: no cover - runs inside the container

@@ -10,7 +10,9 @@ the writable places and reports whether the container is still clean. The runner
 so expected outputs never enter the container.
 
 Programs are fresh processes forked from the zygote (candidate.py), a clean interpreter started by
-the runner that never runs candidate code; they are re-parented to the runner, which waits for them.
+the runner that never runs candidate code, or, for the stdio tests of a Python program, from that
+program's own zygote (forked from the zygote; it compiled the program once and never runs it). Both
+fork programs as children of the runner (clone with CLONE_PARENT), which waits for them.
 
 Why a program cannot forge a verdict:
 - as PID 1 of the container's pid namespace, the kernel drops SIGKILL/SIGSTOP sent to it from inside;
@@ -42,6 +44,9 @@ import traceback
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 OOM_CONTROL = "/sys/fs/cgroup/memory/memory.oom_control"
+# How often a running program's CPU time is read from /proc (the verdict clock; RLIMIT_CPU is the
+# kernel's backstop). A program that ends sooner is never polled: wait4 reports its CPU time.
+CPU_POLL_S = 0.02
 WIPE_DIRS = ("/tmp", "/dev/shm")
 CANDIDATE_BOOT = sys.argv[1] if len(sys.argv) > 1 else ""
 CODEC = {"__name__": "sandbox_candidate"}
@@ -102,25 +107,58 @@ def b64(data):
 # ------------------------------------------------------------------------------------------ processes
 
 
-def oom_kills():
+def read_file(path, size=4096):
+    """Bytes of a small /proc or cgroup file (one read; no buffered file object)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        with open(OOM_CONTROL) as f:
-            for line in f:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+class CgroupFile:
+    """A cgroup file kept open and re-read with pread (its content is regenerated at offset 0)."""
+
+    def __init__(self, path):
+        self.path, self.fd = path, None
+
+    def read(self):
+        """The file's bytes, or None where it is not readable."""
+        try:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_RDONLY)
+            return os.pread(self.fd, 4096, 0)
+        except OSError:
+            return None
+
+
+OOM_FILE = CgroupFile(OOM_CONTROL)
+
+
+def oom_kills():
+    data = OOM_FILE.read()
+    if data:
+        for line in data.split(b"\n"):
+            if line.startswith(b"oom_kill "):
+                return int(line.split()[1])
     return -1
 
 
 def proc_cpu(pid):
     """CPU seconds (user+system) used so far by a live process, from /proc (None once gone)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+        fields = read_file(f"/proc/{pid}/stat").rsplit(b")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return None
+
+
+def pidfd_open(pid):
+    """A descriptor that becomes readable when ``pid`` ends (so select wakes on exit), or -1."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return -1
 
 
 class Zygote:
@@ -150,8 +188,7 @@ class Zygote:
 
     def healthy(self):
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
+            state = read_file(f"/proc/{self.pid}/stat").rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError, TypeError):
             return False
         return state in (b"S", b"R", b"D")
@@ -190,6 +227,39 @@ class Zygote:
 
 
 ZYGOTE = Zygote()
+# Programs at most this long (nearly all) get a zygote of their own that compiles them once for all
+# their tests; the bound keeps its compile time and memory (in the overhead share) small.
+PROGRAM_ZYGOTE_MAX_SOURCE = 64 * 1024
+
+
+class ProgramZygote(Zygote):
+    """A zygote for one Python program's stdio tests, forked from ``ZYGOTE`` (see candidate.py):
+    it compiles the program once, so a test's process only runs it. Never restarted: when it does
+    not answer (say a test killed it) it is stopped and the tests go back to ``ZYGOTE``."""
+
+    def __init__(self, spec):
+        super().__init__()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        null = os.open("/dev/null", os.O_RDWR)
+        try:
+            self.pid = ZYGOTE.spawn(dict(spec, mode="zygote"), [null, null, null, child.fileno()])
+        except RuntimeError:
+            parent.close()
+            raise
+        finally:
+            child.close()
+            os.close(null)
+        parent.settimeout(20)
+        self.sock = parent
+
+    def spawn(self, spec, fds, may_restart=False):
+        if self.healthy():  # e.g. not stopped by a test's SIGSTOP
+            try:
+                return super().spawn(spec, fds, may_restart=False)
+            except RuntimeError:
+                pass
+        self.stop()  # kills whatever holds its pid now
+        raise RuntimeError("the program's zygote does not answer")
 
 
 def rlimits(cpu_s, fsize, nofile, stack):
@@ -211,7 +281,7 @@ def decode_status(status):
     return os.WEXITSTATUS(status), None
 
 
-def run_process(spec, stdin, time_limit, wall_limit, output_limit):
+def run_process(spec, stdin, time_limit, wall_limit, output_limit, spawn=None):
     """Run one process to completion, feeding stdin and draining stdout/stderr while it runs.
 
     Returns facts: outcome ('exited' | 'timeout' | 'output_limit'), exit code or signal, CPU seconds
@@ -224,55 +294,72 @@ def run_process(spec, stdin, time_limit, wall_limit, output_limit):
     oom_before = oom_kills()
     t0 = time.monotonic()
     try:
-        pid = ZYGOTE.spawn(spec, [in_r, out_w, err_w])
+        pid = (spawn or ZYGOTE.spawn)(spec, [in_r, out_w, err_w])
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
+    exit_fd = pidfd_open(pid)  # -1: no pidfd here, poll wait4 with short naps instead
     for fd in (in_w, out_r, err_r):
         os.set_blocking(fd, False)
     stdin_view = memoryview(stdin)
-    if not stdin_view:
-        os.close(in_w)
-        in_w = -1
     out, err = bytearray(), bytearray()
     out_total = err_total = 0
     outcome, timeout_kind, status, rusage = "exited", None, None, None
-    open_reads = {out_r, err_r}
-    killed = False
+    open_reads = [out_r, err_r]
+    killed = ended = False
     idle = 0.0005
+    next_poll = t0 + CPU_POLL_S
     while True:
-        wpid, st, ru = os.wait4(pid, os.WNOHANG)
-        if wpid == pid:
-            status, rusage = st, ru
-            break
+        if in_w >= 0:  # feed stdin as far as the pipe takes it (all at once when it is small)
+            try:
+                while stdin_view:
+                    n = os.write(in_w, stdin_view[: 1 << 16])
+                    stdin_view = stdin_view[n:]
+            except BlockingIOError:
+                pass
+            except OSError:  # the program closed its stdin: the rest is not wanted
+                stdin_view = stdin_view[:0]
+            if not stdin_view:
+                os.close(in_w)
+                in_w = -1
+        if exit_fd < 0 or ended:
+            wpid, st, ru = os.wait4(pid, os.WNOHANG)
+            if wpid == pid:
+                status, rusage = st, ru
+                break
+        now = time.monotonic()
         if not killed:
-            used = proc_cpu(pid)
-            elapsed = time.monotonic() - t0
-            if used is not None and used > time_limit:
-                outcome, timeout_kind, killed = "timeout", "cpu", True
-            elif elapsed > wall_limit:
-                outcome, timeout_kind, killed = "timeout", "wall", True
-            elif out_total > output_limit or err_total > output_limit:
+            if out_total > output_limit or err_total > output_limit:
                 outcome, killed = "output_limit", True
+            elif now >= next_poll:
+                next_poll = now + CPU_POLL_S
+                used = proc_cpu(pid)
+                if used is not None and used > time_limit:
+                    outcome, timeout_kind, killed = "timeout", "cpu", True
+                elif now - t0 > wall_limit:
+                    outcome, timeout_kind, killed = "timeout", "wall", True
             if killed:
                 kill_tree(pid)
-        rlist = list(open_reads)
+        rlist = open_reads + [exit_fd] if exit_fd >= 0 and not ended else list(open_reads)
         wlist = [in_w] if in_w >= 0 else []
         if not rlist and not wlist:  # pipes closed, process not reaped yet: short, growing naps
             time.sleep(idle)
             idle = min(idle * 2, 0.02)
             continue
         try:
-            r, w, _ = select.select(rlist, wlist, [], 0.02)
+            r, w, _ = select.select(rlist, wlist, [], max(next_poll - now, 0.0) if not killed else 0.02)
         except InterruptedError:
             continue
         for fd in r:
+            if fd == exit_fd:
+                ended = True
+                continue
             try:
                 chunk = os.read(fd, 1 << 16)
             except BlockingIOError:
                 continue
             if not chunk:
-                open_reads.discard(fd)
+                open_reads.remove(fd)
                 continue
             if fd == out_r:
                 out_total += len(chunk)
@@ -282,17 +369,6 @@ def run_process(spec, stdin, time_limit, wall_limit, output_limit):
                 err_total += len(chunk)
                 if len(err) < STDERR_KEEP:
                     err.extend(chunk[: STDERR_KEEP - len(err)])
-        if w:
-            try:
-                n = os.write(in_w, stdin_view[: 1 << 16])
-                stdin_view = stdin_view[n:]
-            except BlockingIOError:
-                pass
-            except OSError:  # the program closed its stdin: the rest is not wanted
-                stdin_view = stdin_view[:0]
-            if not stdin_view:
-                os.close(in_w)
-                in_w = -1
     wall = time.monotonic() - t0
     # drain what is left in the pipes after exit (bounded by the caps)
     for fd in (out_r, err_r):
@@ -314,7 +390,7 @@ def run_process(spec, stdin, time_limit, wall_limit, output_limit):
                         break
             except (BlockingIOError, OSError):
                 pass
-    for fd in (in_w, out_r, err_r):
+    for fd in (in_w, out_r, err_r, exit_fd):
         if fd >= 0:
             os.close(fd)
     if outcome == "exited" and (out_total > output_limit or err_total > output_limit):
@@ -728,6 +804,7 @@ class Job:
         self.binary = None
         self.harness = None
         self.harness_killed = None
+        self.zygote = None
         self.ok = False
 
     def begin(self):
@@ -753,8 +830,24 @@ class Job:
             reply["ok"] = res["outcome"] == "exited" and res["exit"] == 0
         if reply["ok"] and self.kind in ("call", "assert"):
             self.start_harness(f)
+        if (reply["ok"] and self.kind == "stdio" and f.get("run_python") and f.get("n_tests", 1) > 1
+                and len(f["code"]) <= PROGRAM_ZYGOTE_MAX_SOURCE):
+            try:
+                self.zygote = ProgramZygote({"path": self.source_path, "cwd": self.scratch,
+                                             "env": self.env, "limits": []})
+            except RuntimeError:
+                self.zygote = None
         self.ok = reply["ok"]
         return reply
+
+    def spawn(self, spec, fds):
+        """A test's process: from the program's own zygote while it answers, else from ZYGOTE."""
+        if self.zygote is not None:
+            try:
+                return self.zygote.spawn(spec, fds)
+            except RuntimeError:
+                self.zygote = None
+        return ZYGOTE.spawn(spec, fds)
 
     def start_harness(self, f):
         cmd_r, self.cmd_w = os.pipe()
@@ -797,8 +890,9 @@ class Job:
         else:
             spec = {"mode": "exec", "argv": list(self.frame["run"])}
         spec.update(cwd=self.scratch, env=self.env, limits=self.limits)
-        res = run_process(spec, stdin, self.tl, self.wall, self.out_limit)
-        kill_all_others(spare=[ZYGOTE.pid])  # nothing a test started may linger into the next test
+        res = run_process(spec, stdin, self.tl, self.wall, self.out_limit, spawn=self.spawn)
+        # nothing a test started may linger into the next test
+        kill_all_others(spare=[ZYGOTE.pid] + ([self.zygote.pid] if self.zygote is not None else []))
         return res
 
     def harness_test(self, frame):
@@ -846,6 +940,9 @@ class Job:
         return dict(self.harness_killed)
 
     def end(self):
+        if self.zygote is not None:  # stopped (and reaped) first: no waiting in cleanup's kill rounds
+            self.zygote.stop()
+            self.zygote = None
         return cleanup()
 
 

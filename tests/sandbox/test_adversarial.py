@@ -142,6 +142,46 @@ def test_kill_parent_and_grader(sandbox_client, intact):
     assert r["status"] == "accepted"  # the runner survives; the zygote is restarted for the next job
 
 
+# The tests of one Python program are forked from a zygote of its own that compiled it once.
+REWRITE_SELF = """import os
+print("first" if "first" in open(__file__).read() else "second")
+open(__file__, "w").write('print(int(input()) * 2)')
+"""
+
+STOP_OR_KILL_EVERYONE = """import os, signal, sys
+for p in os.listdir('/proc'):
+    if p.isdigit() and int(p) != os.getpid():
+        try:
+            os.kill(int(p), signal.SIGSTOP if sys.argv and input() == 'stop' else signal.SIGKILL)
+        except (OSError, EOFError):
+            pass
+print(os.getppid())
+"""
+
+
+def test_each_test_is_a_fresh_process_of_the_current_source(sandbox_client, intact):
+    # a test that rewrites its own source: the next tests run the new file, as `python3 main.py` would
+    r = run(sandbox_client, REWRITE_SELF, [{"type": "stdio", "stdin": "", "expected_stdout": "first"},
+                                           {"type": "stdio", "stdin": "21", "expected_stdout": "42"},
+                                           {"type": "stdio", "stdin": "5", "expected_stdout": "10"}])
+    assert [t["status"] for t in r["tests"]] == ["accepted"] * 3, r
+    # no state crosses tests: every test is a new process, a child of the runner (PID 1)
+    fresh = "import builtins\nprint(hasattr(builtins, 'seen'), __import__('os').getppid())\nbuiltins.seen = 1\n"
+    r = run(sandbox_client, fresh, [{"type": "stdio", "stdin": "", "expected_stdout": "False 1"}] * 3)
+    assert r["status"] == "accepted", r
+    # a program that does not compile fails every test with the compiler's message
+    r = run(sandbox_client, "print(1\n", [{"type": "stdio", "stdin": "", "expected_stdout": "1"}] * 2)
+    assert [t["status"] for t in r["tests"]] == ["runtime_error"] * 2
+    assert all("SyntaxError" in t["stderr"] for t in r["tests"])
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_killing_or_stopping_the_zygotes_only_costs_speed(sandbox_client, intact, how):
+    r = run(sandbox_client, STOP_OR_KILL_EVERYONE,
+            [{"type": "stdio", "stdin": how, "expected_stdout": "1"}] * 4)
+    assert [t["status"] for t in r["tests"]] == ["accepted"] * 4, r
+
+
 def test_no_interference_between_programs(sandbox_url):
     """A daemon, files in /tmp and /dev/shm and a SysV segment from one program are gone for the next."""
     from sandbox.client import SandboxClient
