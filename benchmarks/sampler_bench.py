@@ -58,6 +58,9 @@ CONFIGS: dict[str, tuple[dict[str, Any], int]] = {
     "dual 2/step": ({"cache": "dual", "schedule": "even"}, 2),
     # control: the exact uncached computation, but only the block's logits projected onto the vocabulary
     "prefix refresh=1": ({"cache": "prefix", "cache_refresh": 1}, 1),
+    # the dual cache's quality dial: also rebuild the cached suffix every k steps inside a block
+    "dual refresh=8": ({"cache": "dual", "cache_refresh": 8}, 1),
+    "dual refresh=4": ({"cache": "dual", "cache_refresh": 4}, 1),
 }
 
 # (batch, canvas) cells per model; the 100m model only where a full uncached run fits on 2 CPU cores

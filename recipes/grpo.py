@@ -24,8 +24,16 @@ def main(cfg: GRPOConfig) -> dict:
     table = Table(title="GRPO run")
     table.add_column("held-out pass@1 before RL")
     table.add_column("after RL")
+    table.add_column("train reward, first quarter of steps")
+    table.add_column("last quarter")
     table.add_column("policy")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    table.add_row(fmt(summary["pass@1_before"]), fmt(summary["pass@1_after"]), summary["final_model"])
+    table.add_row(
+        fmt(summary["pass@1_before"]),
+        fmt(summary["pass@1_after"]),
+        fmt(summary.get("train_reward_first_quarter")),
+        fmt(summary.get("train_reward_last_quarter")),
+        summary["final_model"],
+    )
     Console().print(table)
     return summary

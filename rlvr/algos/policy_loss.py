@@ -50,12 +50,17 @@ def policy_loss(
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
     denominator: float | torch.Tensor | None = None,
+    dual_clip: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO/GRPO clipped surrogate with asymmetric clipping (DAPO clip-higher), token-mean aggregated.
 
     Per token: ``rho = exp(logp - old_logp)``,
     ``l = max(-A * rho, -A * clip(rho, 1 - clip_low, 1 + clip_high))``. A positive-advantage token
     stops pushing once ``rho > 1 + clip_high``; a negative-advantage one once ``rho < 1 - clip_low``.
+
+    ``dual_clip = c`` (> 1; dual-clip PPO, verl's ``clip_ratio_c``) also caps a negative-advantage token's
+    loss at ``-A * c``: the plain surrogate is unbounded there, so one token whose ratio explodes
+    (e.g. 4e4 after the first epoch moved a rare token) would otherwise own the whole gradient.
 
     Aggregation (Dream-Coder / DAPO token-mean with weights): ``L = sum(w * l) / sum(w)``, where ``w``
     is the per-token weight (CART, 1/t, or a 0/1 loss mask; ``w = 0`` drops a token). Pass
@@ -84,6 +89,8 @@ def policy_loss(
         raise ValueError(
             f"need 0 <= clip_low < 1 and clip_high >= 0, got clip_low={clip_low}, clip_high={clip_high}"
         )
+    if dual_clip is not None and dual_clip <= 1.0:
+        raise ValueError(f"dual_clip must be > 1 (or None), got {dual_clip}")
     if advantages.dim() == 1 and logp.dim() == 2:
         advantages = advantages[:, None]
     advantages = advantages.to(logp.dtype).expand_as(logp)
@@ -94,6 +101,11 @@ def policy_loss(
     pg_unclipped = -advantages * ratio
     pg_clipped = -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     pg = torch.maximum(pg_unclipped, pg_clipped)
+    dual = torch.zeros_like(pg, dtype=torch.bool)
+    if dual_clip is not None:
+        cap = -advantages * dual_clip
+        dual = (advantages < 0) & (pg > cap)
+        pg = torch.where(dual, cap, pg)
 
     pg_loss = weighted_mean(pg, weights, denominator)
     loss = pg_loss
@@ -116,6 +128,7 @@ def policy_loss(
                 clip_frac_low=float(low),
                 clip_frac_high=float(high),
                 clip_frac=float(low + high),
+                clip_frac_dual=float(dual[live].float().mean()),
                 ratio_mean=float(r.mean()),
                 ratio_min=float(r.min()),
                 ratio_max=float(r.max()),
@@ -127,5 +140,5 @@ def policy_loss(
             if entropy is not None:
                 metrics["entropy"] = float(entropy.detach()[live].float().mean())
         else:
-            metrics.update(clip_frac_low=0.0, clip_frac_high=0.0, clip_frac=0.0)
+            metrics.update(clip_frac_low=0.0, clip_frac_high=0.0, clip_frac=0.0, clip_frac_dual=0.0)
     return loss, metrics

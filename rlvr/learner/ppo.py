@@ -146,6 +146,7 @@ def ppo_update(
                     w,
                     clip_low=algo.clip_low,
                     clip_high=algo.clip_high,
+                    dual_clip=algo.dual_clip,
                     kl=kl,
                     kl_coef=algo.kl_coef,
                     entropy=ent,

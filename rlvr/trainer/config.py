@@ -90,6 +90,9 @@ class AlgoCfg(Config):
     norm_adv_by_std: bool = True
     clip_low: float = 0.2
     clip_high: float = 0.28  # clip-higher (DAPO)
+    # dual clip: a negative-advantage token's loss is capped at |A| * dual_clip (verl's clip_ratio_c=3,
+    # which Dream-Coder's verl run inherits); null turns it off
+    dual_clip: float | None = Field(3.0, gt=1)
     kl_coef: float = 0.0  # no KL ...
     entropy_coef: float = 0.0  # ... and no entropy bonus, as in Dream-Coder
     ppo_epochs: int = Field(2, ge=1)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLog", "TrainProgress", "read_metrics", "plot_metrics"]
+__all__ = ["MetricsLog", "TrainProgress", "read_metrics", "plot_metrics", "first_last_means"]
 
 
 class MetricsLog:
@@ -50,6 +50,20 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{lineno}: not a JSON line ({exc.msg})") from None
     return rows
+
+
+def first_last_means(values: list[float], frac: float = 0.25) -> tuple[float, float] | None:
+    """Means of the first and the last ``frac`` of a per-step series (at least one step each).
+
+    Per-step RL rewards are noisy (each step sees new prompts); comparing quarter means is how a run
+    reports whether its training reward rose. ``None`` for an empty series.
+    """
+    if not 0 < frac <= 0.5:
+        raise ValueError(f"frac must be in (0, 0.5], got {frac}")
+    if not values:
+        return None
+    k = max(1, int(len(values) * frac))
+    return sum(values[:k]) / k, sum(values[-k:]) / k
 
 
 class TrainProgress:

@@ -33,7 +33,19 @@ def make_data(
     n_train: Annotated[int, typer.Option(min=1, help="Train tasks.")] = 4000,
     n_heldout: Annotated[int, typer.Option(min=1, help="Held-out tasks (one per template+constants).")] = 200,
     seed: int = 0,
-    heldout_percent: Annotated[int, typer.Option(min=1, max=99)] = 20,
+    heldout_percent: Annotated[int, typer.Option(min=1, max=98)] = 20,
+    n_rl: Annotated[int, typer.Option(min=1, help="RL prompt tasks.")] = 4000,
+    rl_percent: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=98,
+            help="Combinations reserved for RL prompts, never seen in pretraining/SFT (0: RL on the SFT tasks).",
+        ),
+    ] = 20,
+    rl_unique_combos: Annotated[
+        bool, typer.Option(help="One RL task per (template, constants) combination, as the held-out set.")
+    ] = False,
     vocab_size: Annotated[int, typer.Option(min=300, help="BPE vocabulary size (~512-1024).")] = 768,
 ) -> None:
     """Write the RL prompt rows (jsonl + parquet), SFT pairs, a pretraining corpus and a BPE tokenizer."""
@@ -42,20 +54,33 @@ def make_data(
     from rlvr.world.tasks import generate_tasks, to_corpus_text, to_rl_row, to_sft_pair
     from rlvr.world.tokenizer import train_bpe_tokenizer
 
-    train = generate_tasks(n_train, "train", seed=seed, heldout_percent=heldout_percent)
-    heldout = generate_tasks(n_heldout, "heldout", seed=seed, heldout_percent=heldout_percent)
-    for split, tasks in (("train", train), ("heldout", heldout)):
+    if heldout_percent + rl_percent >= 100:
+        raise typer.BadParameter(
+            f"--heldout-percent + --rl-percent must be < 100 (got {heldout_percent} + {rl_percent})"
+        )
+    split = dict(seed=seed, heldout_percent=heldout_percent, rl_percent=rl_percent)
+    train = generate_tasks(n_train, "train", **split)
+    heldout = generate_tasks(n_heldout, "heldout", **split)
+    # RL prompts come from combinations SFT never saw (as Dream-Coder's RL data is disjoint from its SFT
+    # data): the policy can only earn reward there by reading the spec, which is what held-out measures
+    # default: every template equally often (round robin, names redrawn), so each step mixes tasks the
+    # SFT model half-solves (informative groups) with the hard ones; --rl-unique-combos keeps one task per
+    # combination instead, which weighs templates by their number of combinations, as the held-out set
+    # does (on the tiny model that gives ~70% all-fail groups; BENCHMARKS.md, main job)
+    rl = generate_tasks(n_rl, "rl", unique_combos=rl_unique_combos, **split) if rl_percent else train
+    for split_name, tasks in (("train", rl), ("heldout", heldout)):
         rows = [to_rl_row(t) for t in tasks]
-        _write_jsonl(out_dir / "rl" / f"{split}.jsonl", rows)
-        datasets.Dataset.from_list(rows).to_parquet(str(out_dir / "rl" / f"{split}.parquet"))
-    # only train tasks feed pretraining and SFT: held-out solutions must stay unseen
+        _write_jsonl(out_dir / "rl" / f"{split_name}.jsonl", rows)
+        datasets.Dataset.from_list(rows).to_parquet(str(out_dir / "rl" / f"{split_name}.parquet"))
+    # only train tasks feed pretraining and SFT: RL and held-out solutions must stay unseen
     corpus = [{"text": to_corpus_text(t)} for t in train]
     _write_jsonl(out_dir / "corpus" / "train.jsonl", corpus)
     _write_jsonl(out_dir / "sft" / "train.jsonl", [to_sft_pair(t) for t in train])
     texts = [c["text"] for c in corpus] + [t.prompt_text for t in train]
     tok = train_bpe_tokenizer(texts, out_dir / "tokenizer", vocab_size=vocab_size)
     console.print(
-        f"wrote {len(train)} train / {len(heldout)} held-out tasks, corpus and SFT pairs to {out_dir}; "
+        f"wrote {len(train)} SFT / {len(rl)} RL / {len(heldout)} held-out tasks, corpus and SFT pairs "
+        f"to {out_dir}; "
         f"tokenizer vocab {len(tok)} (mask id {tok.convert_tokens_to_ids('<|mask|>')})"
     )
 

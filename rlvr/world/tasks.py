@@ -240,13 +240,21 @@ def combo_key(template: str, constants: dict[str, Any]) -> str:
     return template + ":" + ",".join(f"{k}={constants[k]!r}" for k in sorted(constants))
 
 
-def split_of(template: str, constants: dict[str, Any], heldout_percent: int = 20) -> str:
-    """``"heldout"`` for about ``heldout_percent``% of (template, constants) combinations, else ``"train"``.
+def split_of(template: str, constants: dict[str, Any], heldout_percent: int = 20, rl_percent: int = 0) -> str:
+    """The split that owns a (template, constants) combination: ``"heldout"`` for about
+    ``heldout_percent``% of them, ``"rl"`` for the next ``rl_percent``%, ``"train"`` (pretraining and
+    SFT) for the rest.
 
-    A hash (not the RNG) decides, so the split of a combination never depends on generation order.
+    A hash (not the RNG) decides, so the split of a combination never depends on generation order, and
+    the held-out combinations do not change when ``rl_percent`` does.
     """
+    if heldout_percent + rl_percent >= 100:
+        raise ValueError(f"heldout_percent + rl_percent must be < 100, got {heldout_percent} + {rl_percent}")
     digest = hashlib.sha256(combo_key(template, constants).encode()).digest()
-    return "heldout" if int.from_bytes(digest[:4], "big") % 100 < heldout_percent else "train"
+    bucket = int.from_bytes(digest[:4], "big") % 100
+    if bucket < heldout_percent:
+        return "heldout"
+    return "rl" if bucket < heldout_percent + rl_percent else "train"
 
 
 def _test_inputs(kind: str, rng: random.Random, n: int) -> list[Any]:
@@ -278,17 +286,21 @@ def generate_tasks(
     seed: int = 0,
     heldout_percent: int = 20,
     n_tests: int = 5,
+    rl_percent: int = 0,
     templates: list[str] | None = None,
     unique_combos: bool | None = None,
 ) -> list[Task]:
-    """``n`` tasks of ``split`` ("train" or "heldout"), deterministic in ``seed``.
+    """``n`` tasks of ``split`` ("train", "rl" or "heldout"; see :func:`split_of`), deterministic in
+    ``seed``.
 
     ``unique_combos`` (default: True for held-out) keeps one task per (template, constants), so
     the held-out score is not dominated by the few combinations of small templates. When fewer than
     ``n`` combinations exist, all of them are returned.
     """
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    if split not in ("train", "rl", "heldout"):
+        raise ValueError(f"split must be 'train', 'rl' or 'heldout', got {split!r}")
+    if split == "rl" and rl_percent <= 0:
+        raise ValueError("split 'rl' needs rl_percent > 0")
     names = list(TEMPLATES) if templates is None else templates
     unknown = [t for t in names if t not in TEMPLATES]
     if unknown:
@@ -307,7 +319,7 @@ def generate_tasks(
         for _ in range(500):
             consts = tpl.constants(rng)
             key = combo_key(tpl.name, consts)
-            if split_of(tpl.name, consts, heldout_percent) == split and not (unique and key in seen):
+            if split_of(tpl.name, consts, heldout_percent, rl_percent) == split and not (unique and key in seen):
                 break
         else:  # this template has no (new) combination left in this split
             live.remove(tpl.name)

@@ -37,6 +37,24 @@ def test_clip_higher_asymmetry_values_and_gradients():
     assert m["approx_kl"] == pytest.approx(float((RATIO - 1 - lr).mean()), abs=1e-6)
 
 
+def test_dual_clip_caps_negative_advantage_tokens_only():
+    # -A at ratio 5 (above c=3: loss capped at 3, no gradient), -A at 2 (below c: unchanged), +A at 5
+    # (already clipped high by clip-higher; dual clip never touches positive advantages)
+    ratio = torch.tensor([[5.0, 2.0, 5.0]])
+    adv = torch.tensor([[-1.0, -1.0, 2.0]])
+    logp = ratio.log().clone().requires_grad_(True)
+    loss, m = policy_loss(logp, torch.zeros_like(logp), adv, torch.ones_like(logp), dual_clip=3.0)
+    # per token: min(5, 3) = 3, 2, -2 * 1.28 = -2.56 -> (3 + 2 - 2.56) / 3
+    assert loss.item() == pytest.approx((3.0 + 2.0 - 2.56) / 3, abs=1e-6)
+    loss.backward()
+    assert torch.allclose(logp.grad, torch.tensor([[0.0, 2.0 / 3, 0.0]]), atol=1e-6)
+    assert m["clip_frac_dual"] == pytest.approx(1 / 3)
+    plain, m0 = policy_loss(ratio.log(), torch.zeros_like(logp), adv, torch.ones_like(logp))
+    assert plain.item() == pytest.approx((5.0 + 2.0 - 2.56) / 3, abs=1e-6) and m0["clip_frac_dual"] == 0.0
+    with pytest.raises(ValueError, match="dual_clip must be > 1"):
+        policy_loss(logp, torch.zeros_like(logp), adv, torch.ones_like(logp), dual_clip=0.5)
+
+
 def test_symmetric_clip_would_clip_1_25():
     logp = _logp()
     loss, m = policy_loss(

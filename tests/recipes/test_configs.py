@@ -70,3 +70,18 @@ def test_cli_reports_config_error_and_exits_2():
     res = CliRunner().invoke(app, ["sft", "-c", str(CONFIGS / "tiny" / "sft.yaml"), "objective.cart_p=2"])
     assert res.exit_code == 2
     assert "objective.cart_p" in res.output
+
+
+def test_grpo_eval_sampler_overrides_are_checked():
+    from rlvr.trainer.config import GRPOConfig
+
+    cfg = load_config(
+        GRPOConfig,
+        CONFIGS / "tiny" / "grpo.yaml",
+        ["rollout.sampler.cache=prefix", "rollout.sampler.block_length=32", "trainer.eval_sampler={cache: none}"],
+    )
+    assert cfg.trainer.eval_sampler == {"cache": "none"}
+    with pytest.raises(ConfigError, match=r"trainer.eval_sampler has unknown key\(s\) \['cahce'\]"):
+        load_config(GRPOConfig, CONFIGS / "tiny" / "grpo.yaml", ["trainer.eval_sampler={cahce: none}"])
+    with pytest.raises(ConfigError, match="cache"):
+        load_config(GRPOConfig, CONFIGS / "tiny" / "grpo.yaml", ["trainer.eval_sampler={cache: bogus}"])

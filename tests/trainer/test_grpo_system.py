@@ -62,6 +62,9 @@ def test_two_learner_ranks_two_rollout_actors_on_a_two_node_cluster(grpo_world, 
         assert [r["rollout/version"] for r in rows] == [0, 1]
         assert all(r["actor/optimizer_steps"] == 2 for r in rows)  # 2 PPO epochs x 1 mini-batch
         assert summary["pass@1_before"] is not None and summary["pass@1_after"] is not None
+        # 2 steps: the first and last quarter are one step each
+        assert summary["train_reward_first_quarter"] == rows[0]["reward/mean"]
+        assert summary["train_reward_last_quarter"] == rows[1]["reward/mean"]
         assert len(_completions(tmp_path / "run")) == 2 * 8  # 2 steps x (2 prompts x 4 samples)
         from rlvr.diffusion import DiffusionLM
 

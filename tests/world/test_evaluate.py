@@ -88,6 +88,9 @@ def test_cli_make_data_and_eval_errors(tmp_path):
             "50",
             "--n-heldout",
             "10",
+            "--n-rl",
+            "30",
+            "--rl-unique-combos",
             "--vocab-size",
             "400",
         ],
@@ -95,8 +98,16 @@ def test_cli_make_data_and_eval_errors(tmp_path):
     assert res.exit_code == 0, res.output
     rows = read_rows(tmp_path / "d" / "rl" / "heldout.jsonl")
     assert len(rows) == 10 and all(r["extra_info"]["split"] == "heldout" for r in rows)
+    rl = read_rows(tmp_path / "d" / "rl" / "train.jsonl")  # RL prompts: combinations SFT never saw
+    assert len(rl) == 30 and all(r["extra_info"]["split"] == "rl" for r in rl)
+    # one task per (template, constants) combination, as in the held-out set
+    assert len({r["extra_info"]["reference_solution"].split(":", 1)[1] for r in rl}) == 30
     assert len((tmp_path / "d" / "sft" / "train.jsonl").read_text().splitlines()) == 50
     assert (tmp_path / "d" / "rl" / "train.parquet").is_file()
     assert (tmp_path / "d" / "tokenizer" / "tokenizer.json").is_file()
+    res = runner.invoke(
+        app, ["world", "make-data", str(tmp_path / "e"), "--heldout-percent", "50", "--rl-percent", "50"]
+    )
+    assert res.exit_code == 2 and "--rl-percent" in res.output
     res = runner.invoke(app, ["world", "eval", "--model", str(tmp_path / "nomodel")])
     assert res.exit_code == 2 and "nomodel" in res.output

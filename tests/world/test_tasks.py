@@ -38,6 +38,24 @@ def test_splits_share_no_template_constants_combination():
     assert {t.template for t in held} == set(TEMPLATES)  # round robin covers every template
 
 
+def test_rl_split_is_disjoint_from_sft_and_heldout_and_keeps_heldout_fixed():
+    split = dict(seed=0, heldout_percent=20, rl_percent=20)
+    train = generate_tasks(2000, "train", **split)
+    rl = generate_tasks(2000, "rl", **split)
+    held = generate_tasks(200, "heldout", **split)
+    keys = lambda ts: {combo_key(t.template, t.constants) for t in ts}  # noqa: E731
+    assert keys(train).isdisjoint(keys(rl)) and keys(rl).isdisjoint(keys(held))
+    assert keys(train).isdisjoint(keys(held))
+    assert all(split_of(t.template, t.constants, 20, 20) == "rl" for t in rl)
+    assert {t.template for t in rl} == set(TEMPLATES)
+    # reserving RL combinations takes them from train only: the held-out set is the same tasks
+    assert [to_rl_row(t) for t in held] == [to_rl_row(t) for t in generate_tasks(200, "heldout", seed=0)]
+    with pytest.raises(ValueError, match="rl_percent > 0"):
+        generate_tasks(1, "rl", seed=0)
+    with pytest.raises(ValueError, match="must be < 100"):
+        split_of("add_const", {"c": 1}, heldout_percent=50, rl_percent=50)
+
+
 def test_split_is_a_pure_function_of_the_combination():
     assert split_of("add_const", {"c": 5}) == split_of("add_const", {"c": 5})
     sides = {split_of("add_const", {"c": c}, heldout_percent=50) for c in range(40)}
