@@ -27,6 +27,7 @@ __all__ = [
     "shift_logits",
     "position_ids_from_mask",
     "bidirectional_attention_mask",
+    "load_hf_checkpoint",
 ]
 
 MASK_TOKEN = "<|mask|>"  # Dream / Dream-Coder's mask token (id 151666 in the Qwen2.5 vocabulary)
@@ -57,6 +58,24 @@ def bidirectional_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     full = m[:, None, :, None] & m[:, None, None, :]
     eye = torch.eye(m.shape[1], dtype=torch.bool, device=m.device)
     return full | eye
+
+
+def load_hf_checkpoint(
+    path: str | Path, torch_dtype: torch.dtype | str | None = None, **hf_kwargs: Any
+) -> tuple[nn.Module, Any]:
+    """A Hugging Face causal-LM folder -> ``(model, tokenizer or None)``; the one loader behind
+    :meth:`DiffusionLM.from_pretrained` and the AR baseline's ``ARPolicy.from_pretrained``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{str(path)!r} is not a Hugging Face checkpoint folder (no config.json)")
+    kw = dict(hf_kwargs)
+    if torch_dtype is not None:
+        kw["dtype"] = torch_dtype
+    model = AutoModelForCausalLM.from_pretrained(str(path), **kw)
+    tokenizer = AutoTokenizer.from_pretrained(str(path)) if (path / "tokenizer_config.json").is_file() else None
+    return model, tokenizer
 
 
 def _embedding_rows(model: nn.Module) -> int:
@@ -102,20 +121,11 @@ class DiffusionLM(nn.Module):
         ``config.mask_token_id``; the tokenizer's ``<|mask|>``. When none exists, ``<|mask|>`` is added to
         the tokenizer and the embeddings grow to hold it (requires a tokenizer).
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if isinstance(path_or_model, nn.Module):
             model = path_or_model
         else:
-            path = Path(path_or_model)
-            if not (path / "config.json").is_file():
-                raise FileNotFoundError(f"{str(path)!r} is not a Hugging Face checkpoint folder (no config.json)")
-            kw = dict(hf_kwargs)
-            if torch_dtype is not None:
-                kw["dtype"] = torch_dtype
-            model = AutoModelForCausalLM.from_pretrained(str(path), **kw)
-            if tokenizer is None and (path / "tokenizer_config.json").is_file():
-                tokenizer = AutoTokenizer.from_pretrained(str(path))
+            model, folder_tokenizer = load_hf_checkpoint(path_or_model, torch_dtype, **hf_kwargs)
+            tokenizer = tokenizer if tokenizer is not None else folder_tokenizer
         if mask_token_id is None:
             mask_token_id = getattr(model.config, "mask_token_id", None)
         if mask_token_id is None and tokenizer is not None:

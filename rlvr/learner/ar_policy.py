@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlvr.diffusion.model import position_ids_from_mask, shift_logits
+from rlvr.diffusion.model import load_hf_checkpoint, position_ids_from_mask, shift_logits
 
 __all__ = ["ARPolicy", "causal_attention_mask"]
 
@@ -60,21 +60,9 @@ class ARPolicy(nn.Module):
         cls, path_or_model: str | Path | nn.Module, torch_dtype: torch.dtype | None = None, **hf_kwargs: Any
     ) -> ARPolicy:
         """Load a Hugging Face causal-LM folder (or wrap a loaded model)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if isinstance(path_or_model, nn.Module):
             return cls(path_or_model)
-        path = Path(path_or_model)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{str(path)!r} is not a Hugging Face checkpoint folder (no config.json)")
-        kw = dict(hf_kwargs)
-        if torch_dtype is not None:
-            kw["dtype"] = torch_dtype
-        model = AutoModelForCausalLM.from_pretrained(str(path), **kw)
-        tokenizer = (
-            AutoTokenizer.from_pretrained(str(path)) if (path / "tokenizer_config.json").is_file() else None
-        )
-        return cls(model, tokenizer)
+        return cls(*load_hf_checkpoint(path_or_model, torch_dtype, **hf_kwargs))
 
     @property
     def config(self) -> Any:
