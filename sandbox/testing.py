@@ -75,3 +75,23 @@ def running_server(startup_timeout_s: float = 180, **pool_kwargs) -> Iterator[Se
         log.close()
         with contextlib.suppress(OSError):
             os.unlink(log.name)
+
+
+@contextlib.contextmanager
+def sandbox_or_local(urls: list[str] | None = None, announce=None) -> Iterator[list[str]]:
+    """The sandbox endpoints to use: ``urls`` when given, else ``$RLVR_SANDBOX_URLS`` when set, else a
+    local service started for the duration of the block (``announce(message)`` is told so). Lets
+    ``rlvr train``, ``rlvr eval`` and ``rlvr data curate`` run on one machine without a running service.
+    While a local service runs, ``$RLVR_SANDBOX_URLS`` points at it."""
+    env = [u for u in os.environ.get("RLVR_SANDBOX_URLS", "").split(",") if u.strip()]
+    if urls or env:
+        yield list(urls or env)
+        return
+    if announce:
+        announce("starting a local sandbox service for this run (set RLVR_SANDBOX_URLS to use a running one)")
+    with running_server() as url:
+        os.environ["RLVR_SANDBOX_URLS"] = url  # for verifiers that read it (composite, user verifiers)
+        try:
+            yield [url]
+        finally:
+            os.environ.pop("RLVR_SANDBOX_URLS", None)

@@ -62,7 +62,7 @@ def curate(
     decontaminate: Annotated[list[Path] | None, typer.Option(help="Extra evaluation file(s) to decontaminate against.")] = None,
     humaneval: Annotated[bool, typer.Option(help="Decontaminate against the bundled HumanEval.")] = True,
     ngram: Annotated[int, typer.Option(help="Word n-gram length for decontamination.")] = 10,
-    near_dup_threshold: Annotated[float, typer.Option(help="MinHash Jaccard threshold for near duplicates.")] = 0.85,
+    near_dup_threshold: Annotated[float, typer.Option(help="MinHash Jaccard threshold for near duplicates (1: exact duplicates only).")] = 0.85,
     pass_rates: Annotated[Path | None, typer.Option(help="JSONL of {id, pass_rate} (e.g. from rlvr eval).")] = None,
     min_pass_rate: Annotated[float, typer.Option()] = 0.0,
     max_pass_rate: Annotated[float, typer.Option()] = 1.0,
@@ -74,6 +74,7 @@ def curate(
     """Keep rows that are valid, unique, uncontaminated, and whose tests pass the reference and reject trivial programs."""
     from rlvr.data.curate import CurateOptions
     from rlvr.data.curate import curate as run_curate
+    from sandbox.testing import sandbox_or_local
 
     if not 0.0 < near_dup_threshold <= 1.0:
         _fail(f"--near-dup-threshold must be in (0, 1], got {near_dup_threshold}")
@@ -85,8 +86,13 @@ def curate(
         time_limit_s=time_limit_s, sandbox_urls=sandbox_url or None, resume=resume,
     )
     try:
-        with _progress() as task:
-            report = run_curate(in_path, out_path, opts, progress=task)
+        with contextlib.ExitStack() as stack:
+            if reference_check:  # the sandbox runs references: a local service unless one is configured
+                opts.sandbox_urls = stack.enter_context(
+                    sandbox_or_local(opts.sandbox_urls, announce=lambda m: console.print(f"[dim]{m}[/]"))
+                )
+            with _progress() as task:
+                report = run_curate(in_path, out_path, opts, progress=task)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     table = Table(title=f"curate {in_path} -> {out_path}")

@@ -6,6 +6,8 @@ Each row gets the FIRST reason that drops it, checked cheapest first:
 ``invalid``         not JSON, or fails the schema (see ``rlvr data validate`` for details)
 ``duplicate``       same prompt text (up to case and whitespace) as an earlier kept row
 ``near_duplicate``  MinHash (word shingles) Jaccard estimate >= ``near_dup_threshold`` with an earlier row
+                    (``near_dup_threshold=1``: off, exact duplicates only; for templated prompts that
+                    differ only in their constants)
 ``contaminated``    shares a word n-gram (``ngram`` words) with an evaluation set (HumanEval, local files)
 ``too_hard``        model pass rate below ``min_pass_rate`` (``pass_rates`` file given)
 ``too_easy``        model pass rate above ``max_pass_rate``
@@ -190,6 +192,7 @@ def curate(
     out = Path(out_path)
     if Path(in_path).resolve() == out.resolve():
         raise ValueError("OUT must differ from IN: curation never overwrites its input")
+    out.parent.mkdir(parents=True, exist_ok=True)
     rejected_path = out.with_name(out.name + ".rejected.jsonl")
     report_path = out.with_name(out.name + ".report.json")
     state_path = out.with_name(out.name + ".state.jsonl")
@@ -215,7 +218,8 @@ def curate(
 
     # 2. exact and near duplicates (first occurrence wins)
     seen: dict[str, int] = {}
-    lsh = MinHashLSH(threshold=opts.near_dup_threshold, num_perm=opts.num_perm)
+    # a threshold of 1 asks for exact duplicates only (MinHashLSH cannot band for it)
+    lsh = MinHashLSH(threshold=opts.near_dup_threshold, num_perm=opts.num_perm) if opts.near_dup_threshold < 1 else None
     task = step("deduplicate", len(rows))
     for i, row in rows:
         task.advance()
@@ -226,17 +230,18 @@ def curate(
         if norm in seen:
             drop(i, "duplicate", f"same prompt as row {seen[norm]}")
             continue
-        mh = MinHash(num_perm=opts.num_perm, seed=1)
-        w = _words(text)
-        k = opts.shingle_words
-        for sh in {" ".join(w[j : j + k]) for j in range(max(1, len(w) - k + 1))}:
-            mh.update(sh.encode())
-        near = lsh.query(mh)
-        if near:
-            drop(i, "near_duplicate", f"similar to row {min(near)}")
-            continue
+        if lsh is not None:
+            mh = MinHash(num_perm=opts.num_perm, seed=1)
+            w = _words(text)
+            k = opts.shingle_words
+            for sh in {" ".join(w[j : j + k]) for j in range(max(1, len(w) - k + 1))}:
+                mh.update(sh.encode())
+            near = lsh.query(mh)
+            if near:
+                drop(i, "near_duplicate", f"similar to row {min(near)}")
+                continue
+            lsh.insert(i, mh)
         seen[norm] = i
-        lsh.insert(i, mh)
 
     # 3. decontamination
     if opts.decontaminate_humaneval or opts.decontaminate_files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,8 @@ def run(
     from rlvr.cli import fail
     from rlvr.config import ConfigError, load_config
     from rlvr.eval.harness import EvalConfig, run_eval
+    from rlvr.trainer.controller import SANDBOX_VERIFIERS
+    from sandbox.testing import sandbox_or_local
 
     try:
         cfg = load_config(EvalConfig, config, overrides or [])
@@ -37,7 +40,12 @@ def run(
                 tid = prog.add_task(name, total=total)
                 return type("Task", (), {"advance": lambda self, k=1: prog.advance(tid, k)})()
 
-            summary = run_eval(cfg, progress=task)
+            with contextlib.ExitStack() as stack:
+                if cfg.verifier in SANDBOX_VERIFIERS:  # a local service unless one is configured
+                    cfg.sandbox_urls = stack.enter_context(
+                        sandbox_or_local(cfg.sandbox_urls, announce=lambda m: console.print(f"[dim]{m}[/]"))
+                    )
+                summary = run_eval(cfg, progress=task)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     table = Table(title=f"{summary['dataset']} | {summary['model']} | n={summary['n']}")

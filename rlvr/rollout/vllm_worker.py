@@ -162,12 +162,18 @@ class VLLMRolloutWorker:
         self.last_sync_seconds = 0.0
 
     # ---------------------------------------------------------------- control
+    def set_threads(self, n: int) -> int:
+        """torch CPU threads of this actor (the controller lends idle learner cores for evaluation)."""
+        torch.set_num_threads(max(1, int(n)))
+        return torch.get_num_threads()
+
     def ping(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "version": self.version,
             "device": self.device,
             "engine": "vllm",
+            "threads": torch.get_num_threads(),
             "startup_seconds": self.startup_seconds,
             "last_sync_seconds": self.last_sync_seconds,
         }

@@ -44,8 +44,14 @@ class RolloutWorker:
         self.version = 0
 
     # ---------------------------------------------------------------- control
+    def set_threads(self, n: int) -> int:
+        """torch CPU threads of this actor (the controller lends idle learner cores for evaluation)."""
+        torch.set_num_threads(max(1, int(n)))
+        return torch.get_num_threads()
+
     def ping(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "version": self.version, "device": str(self.device)}
+        return {"pid": os.getpid(), "version": self.version, "device": str(self.device),
+                "threads": torch.get_num_threads()}
 
     def update_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:
         """Load the learner's weights (full, unsharded tensors) and record their version."""

@@ -128,6 +128,8 @@ class TrainerCfg(Config):
     # sampler settings that differ at evaluation, over rollout.sampler: e.g. {cache: none} to score the
     # held-out set with the exact sampler while rollouts use an approximate KV cache
     eval_sampler: dict[str, Any] = {}
+    # held-out pass@1 is also reported per value of this row field (dotted path; None: off)
+    eval_group_by: str | None = "data_source"
     seed: int = 0
     resume: bool = True  # continue from out_dir/checkpoints/latest when present
     placement: Literal["separate", "colocate"] = "separate"

@@ -142,11 +142,12 @@ class Controller:
         from rewards import registry
 
         urls = list(self.cfg.reward.sandbox_urls)
-        if not urls and self.cfg.reward.verifier in SANDBOX_VERIFIERS:
-            from sandbox.testing import running_server
+        if self.cfg.reward.verifier in SANDBOX_VERIFIERS:
+            from sandbox.testing import sandbox_or_local
 
-            self.console.print("[dim]starting a local sandbox service for this run[/]")
-            urls = [self._stack.enter_context(running_server())]
+            urls = self._stack.enter_context(
+                sandbox_or_local(urls, announce=lambda m: self.console.print(f"[dim]{m}[/]"))
+            )
         if urls:
             os.environ["RLVR_SANDBOX_URLS"] = ",".join(urls)  # the code verifiers' default endpoint
         self.verifier = registry.get(self.cfg.reward.verifier, **self.cfg.reward.verifier_kwargs)
@@ -512,17 +513,54 @@ class Controller:
         self.logger.log_completions(step, rows)
 
     # ================================================================== evaluation and the run
-    def evaluate(self, label: str) -> float | None:
-        """pass@1 on the held-out prompts (one low-temperature sample each, binary reward)."""
+    def evaluate(self, label: str) -> dict[str, Any] | None:
+        """Held-out pass@1 (``eval_samples`` samples per prompt, binary reward): ``{"pass@1": p,
+        "by_group": {key: p}}`` with the key ``trainer.eval_group_by`` of each row (e.g. its data source)."""
         if self.heldout is None:
             return None
+        from rlvr.training.metrics import pass_rate_by, row_field
+
         t = self.cfg.trainer
         sampler = {**t.eval_sampler, "temperature": t.eval_temperature}
         idx = list(range(len(self.heldout)))
-        _, results, _ = self.rollout_and_score(self.heldout, idx, step=-1, n=t.eval_samples, sampler=sampler)
-        score = sum(r.reward >= 1.0 for r in results) / max(1, len(results))
-        self.console.print(f"[bold]held-out pass@1 ({label})[/]: {score:.3f} over {len(results)} samples")
-        return score
+        with self._eval_threads():
+            _, results, _ = self.rollout_and_score(self.heldout, idx, step=-1, n=t.eval_samples, sampler=sampler)
+        passed = [r.reward >= 1.0 for r in results]
+        score = sum(passed) / max(1, len(passed))
+        out: dict[str, Any] = {"pass@1": score, "samples": len(passed)}
+        self.console.print(f"[bold]held-out pass@1 ({label})[/]: {score:.3f} over {len(passed)} samples")
+        if t.eval_group_by:
+            # rows are prompt-major: sample r belongs to held-out prompt r // eval_samples
+            keys = [row_field(self.heldout.rows[r // t.eval_samples], t.eval_group_by) for r in range(len(passed))]
+            out["by_group"] = pass_rate_by(keys, passed)
+            if len(out["by_group"]) > 1:
+                parts = "  ".join(f"{k} {v:.2f}" for k, v in out["by_group"].items())
+                self.console.print(f"[dim]  by {t.eval_group_by}: {parts}[/]", highlight=False)
+        return out
+
+    @contextlib.contextmanager
+    def _eval_threads(self):
+        """On CPU the learner ranks idle during held-out evaluation: the rollout workers borrow their
+        threads (the tiny run's evaluation takes half the time), and give them back after."""
+        import ray
+
+        lc, rc = self.cfg.learner, self.cfg.rollout
+        if not lc.threads or rc.num_gpus_per_worker > 0:
+            yield
+            return
+        boost = lc.threads * -(-(rc.num_workers + lc.num_ranks) // rc.num_workers)
+
+        def set_all(n: int) -> None:
+            try:
+                ray.get([w.set_threads.remote(n) for w in self.workers], timeout=60)
+            except (ray.exceptions.RayError, TimeoutError) as exc:  # a dead worker only costs speed
+                self.console.print(f"[yellow]could not set rollout threads to {n}: {exc}[/]")
+
+        set_all(boost)
+        try:
+            yield
+        finally:
+            set_all(lc.threads)
 
     def run(self) -> dict[str, Any]:
         import ray
@@ -532,10 +570,11 @@ class Controller:
         summary: dict[str, Any] = {}
         before_path = self.out / "eval_before.json"
         if before_path.is_file():
-            summary["pass@1_before"] = json.loads(before_path.read_text())["pass@1"]
+            before = json.loads(before_path.read_text())
         else:
-            summary["pass@1_before"] = self.evaluate("before RL")
-            before_path.write_text(json.dumps({"pass@1": summary["pass@1_before"]}))
+            before = self.evaluate("before RL")
+            before_path.write_text(json.dumps(before))
+        summary["pass@1_before"] = before["pass@1"] if before else None
         with Progress(
             TextColumn("[bold]GRPO"),
             BarColumn(),
@@ -548,7 +587,8 @@ class Controller:
             while self.step < t.total_steps:
                 metrics = self.train_step()
                 if t.eval_every and self.step % t.eval_every == 0 and self.step < t.total_steps:
-                    metrics["eval/pass@1"] = self.evaluate(f"step {self.step}")
+                    ev = self.evaluate(f"step {self.step}")
+                    metrics["eval/pass@1"] = ev["pass@1"] if ev else None
                 self.logger.log(self.step, metrics)
                 if self.step % t.save_every == 0 or self.step == t.total_steps:
                     self.save()
@@ -558,12 +598,17 @@ class Controller:
                     info=f"reward={metrics['reward/mean']:.3f} len={metrics['response/length_mean']:.1f}",
                 )
                 self.hooks.step_finished(self, self.step, metrics)
-        summary["pass@1_after"] = self.evaluate("after RL")
+        after = self.evaluate("after RL")
+        summary["pass@1_after"] = after["pass@1"] if after else None
+        if after:
+            (self.out / "eval_after.json").write_text(json.dumps(after))
+        if before and after and "by_group" in after:
+            summary["heldout_by_group"] = {"before": before.get("by_group"), "after": after["by_group"]}
         summary.update(self._reward_trend())
         final = self.out / "final"
         ray.get([lr.save_hf.remote(str(final), self.cfg.model.path) for lr in self.learners])
         summary["final_model"] = str(final)
-        self._plot()
+        self._plot(summary.get("heldout_by_group"))
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
         return summary
@@ -582,12 +627,17 @@ class Controller:
         )
         return {"train_reward_first_quarter": trend[0], "train_reward_last_quarter": trend[1]}
 
-    def _plot(self) -> None:
-        from rlvr.training.metrics import plot_metrics
+    def _plot(self, by_group: dict[str, Any] | None = None) -> None:
+        from rlvr.training.metrics import plot_before_after, plot_metrics
 
         keys = ("reward/mean", "response/length_mean", "actor/clip_frac", "batch/solve_partial")
         try:
             plot_metrics([("grpo", self.out / "metrics.jsonl")], self.out / "curves.png", keys=keys, smooth=3)
+            if by_group and by_group.get("before") and by_group.get("after"):
+                plot_before_after(
+                    by_group["before"], by_group["after"], self.out / "heldout_by_group.png",
+                    ylabel=f"held-out pass@1 by {self.cfg.trainer.eval_group_by}",
+                )
         except Exception as exc:  # a plot must never cost the run its summary
             self.console.print(f"[yellow]could not render curves.png: {exc}[/]")
 

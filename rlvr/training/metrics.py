@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLog", "TrainProgress", "read_metrics", "plot_metrics", "first_last_means"]
+__all__ = ["MetricsLog", "TrainProgress", "read_metrics", "plot_metrics", "first_last_means", "row_field", "pass_rate_by", "plot_before_after"]
 
 
 class MetricsLog:
@@ -66,6 +66,26 @@ def first_last_means(values: list[float], frac: float = 0.25) -> tuple[float, fl
     return sum(values[:k]) / k, sum(values[-k:]) / k
 
 
+def row_field(row: dict[str, Any], dotted: str) -> Any:
+    """``row["a"]["b"]`` for ``dotted="a.b"``; None where a level is missing or not a mapping."""
+    for part in dotted.split("."):
+        if not isinstance(row, dict):
+            return None
+        row = row.get(part)
+    return row
+
+
+def pass_rate_by(keys: list[Any], passed: list[bool]) -> dict[str, float]:
+    """Pass rate per key (one key per sample, e.g. each held-out sample's data source), sorted by key;
+    a missing key (None) counts under ``"?"``."""
+    if len(keys) != len(passed):
+        raise ValueError(f"{len(keys)} keys for {len(passed)} samples")
+    groups: dict[str, list[bool]] = {}
+    for k, p in zip(keys, passed, strict=True):
+        groups.setdefault("?" if k is None else str(k), []).append(bool(p))
+    return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
+
+
 class TrainProgress:
     """A rich progress bar over optimizer steps that shows the latest metrics (disabled = no output)."""
 
@@ -108,6 +128,16 @@ class TrainProgress:
         self._bar.update(self._task, completed=step, info=info)
 
 
+def _save(fig: Any, out_png: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return Path(out_png)
+
+
 def plot_metrics(
     series: Iterable[tuple[str, str | Path]],
     out_png: str | Path,
@@ -141,8 +171,26 @@ def plot_metrics(
         ax.set_yscale("log" if key in ("loss", "ce") else "linear")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return Path(out_png)
+    return _save(fig, out_png)
+
+
+def plot_before_after(
+    before: dict[str, float], after: dict[str, float], out_png: str | Path, ylabel: str = "held-out pass@1"
+) -> Path:
+    """Paired bars per group (e.g. held-out pass@1 per data source before and after RL)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(set(before) | set(after))
+    xs = range(len(names))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(names) + 2), 3.6))
+    ax.bar([x - 0.2 for x in xs], [before.get(n, 0.0) for n in names], width=0.4, label="before RL")
+    ax.bar([x + 0.2 for x in xs], [after.get(n, 0.0) for n in names], width=0.4, label="after RL")
+    ax.set_xticks(list(xs), names, rotation=45, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out_png)

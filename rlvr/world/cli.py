@@ -44,8 +44,12 @@ def make_data(
         ),
     ] = 20,
     rl_unique_combos: Annotated[
-        bool, typer.Option(help="One RL task per (template, constants) combination, as the held-out set.")
-    ] = False,
+        bool,
+        typer.Option(
+            help="One RL task per (template, constants) combination, as the held-out set; "
+            "--no-rl-unique-combos: every template equally often (names redrawn)."
+        ),
+    ] = True,
     vocab_size: Annotated[int, typer.Option(min=300, help="BPE vocabulary size (~512-1024).")] = 768,
 ) -> None:
     """Write the RL prompt rows (jsonl + parquet), SFT pairs, a pretraining corpus and a BPE tokenizer."""
@@ -63,10 +67,11 @@ def make_data(
     heldout = generate_tasks(n_heldout, "heldout", **split)
     # RL prompts come from combinations SFT never saw (as Dream-Coder's RL data is disjoint from its SFT
     # data): the policy can only earn reward there by reading the spec, which is what held-out measures
-    # default: every template equally often (round robin, names redrawn), so each step mixes tasks the
-    # SFT model half-solves (informative groups) with the hard ones; --rl-unique-combos keeps one task per
-    # combination instead, which weighs templates by their number of combinations, as the held-out set
-    # does (on the tiny model that gives ~70% all-fail groups; BENCHMARKS.md, main job)
+    # default: one task per combination (all ~1500 RL combinations at the default sizes), so templates
+    # weigh as in the held-out set; scripts/main.sh then keeps the prompts the SFT model sometimes
+    # solves (recipes/configs/tiny/difficulty.yaml), as Dream-Coder filters its RL data by difficulty.
+    # --no-rl-unique-combos repeats the few combinations of small templates under new names: reward
+    # then rises by memorising them, and held-out pass@1 does not (BENCHMARKS.md, main job)
     rl = generate_tasks(n_rl, "rl", unique_combos=rl_unique_combos, **split) if rl_percent else train
     for split_name, tasks in (("train", rl), ("heldout", heldout)):
         rows = [to_rl_row(t) for t in tasks]

@@ -56,6 +56,20 @@ def test_curate_mixed_file_exact_report(tmp_path):
     assert sum(len(b) for b in client.batches) == 9
 
 
+def test_near_dup_threshold_one_keeps_near_duplicates(tmp_path):
+    # templated prompts differing only in constants are near duplicates; threshold 1 = exact only
+    rows = mixed_rows()
+    src = tmp_path / "in.jsonl"
+    write_rows(src, rows)
+    out = tmp_path / "new" / "dir" / "out.jsonl"  # missing folders are created
+    report = curate(src, out, CurateOptions(near_dup_threshold=1.0), client=SyncFakeClient(local_verdict))
+    rejected = [r for _, r in read_rows(out.with_name("out.jsonl.rejected.jsonl"))]
+    assert [(r["index"], r["reason"]) for r in rejected] == [
+        (1, "reference_failed"), (2, "weak_tests"), (3, "duplicate"), (5, "contaminated"), (6, "invalid")]
+    assert [r for _, r in read_rows(out)] == [rows[0], rows[4]]
+    assert report.dropped.get("near_duplicate", 0) == 0
+
+
 def test_curate_resumes_after_a_crash(tmp_path):
     rows = mixed_rows()
     src = tmp_path / "in.jsonl"

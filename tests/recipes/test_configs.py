@@ -85,3 +85,18 @@ def test_grpo_eval_sampler_overrides_are_checked():
         load_config(GRPOConfig, CONFIGS / "tiny" / "grpo.yaml", ["trainer.eval_sampler={cahce: none}"])
     with pytest.raises(ConfigError, match="cache"):
         load_config(GRPOConfig, CONFIGS / "tiny" / "grpo.yaml", ["trainer.eval_sampler={cache: bogus}"])
+
+
+@pytest.mark.parametrize("name", ["tiny", "qwen2.5-coder-7b"])
+def test_difficulty_configs_sample_as_the_grpo_rollouts(name):
+    # the pass rates that filter RL prompts must come from the policy's own rollout distribution
+    from rlvr.eval.harness import EvalConfig
+    from rlvr.trainer.config import GRPOConfig
+
+    diff = load_config(EvalConfig, CONFIGS / name / "difficulty.yaml")
+    grpo = load_config(GRPOConfig, CONFIGS / name / "grpo.yaml")
+    assert diff.sampler == grpo.rollout.sampler
+    assert diff.n == grpo.rollout.n and diff.model.path == grpo.model.path
+    if name == "tiny":  # scripts/main.sh: all RL prompts in, the curated ones to GRPO
+        assert (diff.dataset, grpo.data.train) == ("runs/tiny/data/rl/train.jsonl", "runs/tiny/rl_filter/train.jsonl")
+    assert (diff.verifier, diff.verifier_kwargs) == (grpo.reward.verifier, grpo.reward.verifier_kwargs)

@@ -257,3 +257,30 @@ def test_containers_are_recycled_and_admission_is_bounded():
     seen, restarts = asyncio.run(main())
     assert restarts >= 2
     assert len(set(seen)) >= 3  # a new container every second job
+
+
+def test_sandbox_or_local_prefers_given_urls_then_the_environment(monkeypatch):
+    from sandbox.testing import sandbox_or_local
+
+    said = []
+    monkeypatch.setenv("RLVR_SANDBOX_URLS", "http://a:1,http://b:2")
+    with sandbox_or_local(["http://given:3"], announce=said.append) as urls:
+        assert urls == ["http://given:3"]
+    with sandbox_or_local([], announce=said.append) as urls:
+        assert urls == ["http://a:1", "http://b:2"]
+    assert said == []  # nothing started
+
+
+@pytest.mark.docker
+def test_sandbox_or_local_starts_a_service_for_the_block(monkeypatch):
+    from sandbox.testing import sandbox_or_local
+
+    monkeypatch.delenv("RLVR_SANDBOX_URLS", raising=False)
+    said = []
+    with sandbox_or_local(None, announce=said.append) as urls:
+        assert len(urls) == 1 and os.environ["RLVR_SANDBOX_URLS"] == urls[0]
+        with SandboxClient(urls, timeout_s=60) as client:
+            assert client.execute_batch([echo_request(1)])[0]["status"] == "accepted"
+        process = urls[0].process
+    assert "RLVR_SANDBOX_URLS" not in os.environ and process.poll() is not None
+    assert len(said) == 1 and "starting a local sandbox service" in said[0]

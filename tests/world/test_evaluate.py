@@ -90,7 +90,6 @@ def test_cli_make_data_and_eval_errors(tmp_path):
             "10",
             "--n-rl",
             "30",
-            "--rl-unique-combos",
             "--vocab-size",
             "400",
         ],
