@@ -49,13 +49,16 @@ def intact(sandbox_url, sandbox_client):
     ("disk fill", "open('f', 'wb').write(b'0' * (100 << 20))", {"memory_limit_mb": 512}, "runtime_error"),
     ("fd exhaustion", "fs = [open('/dev/null') for _ in range(100000)]", {}, "runtime_error"),
     ("segfault", "import ctypes\nctypes.string_at(0)", {}, "runtime_error"),
-    # Python 3.11 keeps Python frames off the C stack: unbounded recursion ends in the memory limit
+    # Python 3.11 keeps Python frames off the C stack: unbounded recursion ends in the memory limit, in
+    # 0.1 s here; but once in a fresh-clone CI run the kernel reclaimed the container's file pages at
+    # the cgroup limit instead of OOM-killing, and the program thrashed into the CPU limit (5.9 s CPU)
     ("deep recursion", "import sys\nsys.setrecursionlimit(10**9)\n"
-     "def f(n):\n    return f(n + 1) + 1\nf(0)", {"memory_limit_mb": 64}, "memory_limit_exceeded"),
+     "def f(n):\n    return f(n + 1) + 1\nf(0)", {"memory_limit_mb": 64},
+     ("memory_limit_exceeded", "time_limit_exceeded")),
 ])
 def test_resource_exhaustion(sandbox_client, intact, name, code, limits, status):
     r = run(sandbox_client, code, **limits)
-    assert r["status"] == status, (name, r)
+    assert r["status"] in ((status,) if isinstance(status, str) else status), (name, r)
 
 
 def test_cpu_time_is_the_verdict_not_wall_time(sandbox_client, intact):
