@@ -20,9 +20,11 @@ from typing import Any, TypeVar
 
 from rewards.base import FunctionVerifier, Verifier, as_verifier
 
-__all__ = ["register", "get", "names", "ENTRY_POINT_GROUP", "UnknownVerifierError"]
+__all__ = ["register", "get", "names", "ENTRY_POINT_GROUP", "SANDBOX_VERIFIERS", "UnknownVerifierError"]
 
 ENTRY_POINT_GROUP = "rlvr.verifiers"
+# built-ins that call the sandbox service (the CLIs start a local one when no URL is configured)
+SANDBOX_VERIFIERS = frozenset({"code_tests", "composite"})
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 _BUILTIN_MODULES = ("rewards.code_tests", "rewards.format", "rewards.composite", "rewards.numeric")
 

@@ -1,4 +1,5 @@
-"""Start a real sandbox server for tests and development (a subprocess on a free local port)."""
+"""Start a real sandbox server on a free local port (a subprocess): for tests, and for the CLIs when no
+sandbox URL is configured (:func:`sandbox_or_local`)."""
 
 from __future__ import annotations
 

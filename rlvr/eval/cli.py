@@ -22,10 +22,10 @@ def run(
     """Sample n completions per problem, score them in the sandbox, write problems.jsonl, summary.json, passk.png."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from rewards.registry import SANDBOX_VERIFIERS
     from rlvr.cli import fail
     from rlvr.config import ConfigError, load_config
     from rlvr.eval.harness import EvalConfig, run_eval
-    from rlvr.trainer.controller import SANDBOX_VERIFIERS
     from sandbox.testing import sandbox_or_local
 
     try:

@@ -142,7 +142,7 @@ class Controller:
         from rewards import registry
 
         urls = list(self.cfg.reward.sandbox_urls)
-        if self.cfg.reward.verifier in SANDBOX_VERIFIERS:
+        if self.cfg.reward.verifier in registry.SANDBOX_VERIFIERS:
             from sandbox.testing import sandbox_or_local
 
             urls = self._stack.enter_context(
@@ -639,8 +639,4 @@ class Controller:
                     ylabel=f"held-out pass@1 by {self.cfg.trainer.eval_group_by}",
                 )
         except Exception as exc:  # a plot must never cost the run its summary
-            self.console.print(f"[yellow]could not render curves.png: {exc}[/]")
-
-
-# verifiers that need the sandbox service (a local one is started when no URL is configured)
-SANDBOX_VERIFIERS = {"code_tests", "composite"}
+            self.console.print(f"[yellow]could not render the run's PNGs: {exc}[/]")
