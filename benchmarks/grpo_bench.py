@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/grpo_bench.py                                  # n = 4 8 16, workers = 1 2
     .venv/bin/python benchmarks/grpo_bench.py --group-size 8 --workers 2 --steps 5 --append BENCHMARKS.md
 
-Each setting builds a real :class:`~rlvr.trainer.controller.Controller` (Ray actors, DeepSpeed learner on
+Each setting builds a real :class:`~rlvr.grpo.controller.Controller` (Ray actors, DeepSpeed learner on
 gloo) on a random tiny diffusion LM and runs ``train_step`` once to warm up, then ``--steps`` more; the
 table shows the means of the controller's own timings:
 
@@ -15,7 +15,7 @@ table shows the means of the controller's own timings:
 - ``time/sync``: gathering the learner's weights and loading them into every rollout actor;
 - ``time/step``: the whole step (the rest is advantage/substitution bookkeeping and logging).
 
-The reward is a cheap registered verifier (``bench_even_length``, the pattern of tests/trainer/conftest.py)
+The reward is a cheap registered verifier (``bench_even_length``, the pattern of tests/grpo/conftest.py)
 so the figures isolate the training system; sandbox throughput is benchmarked in BENCHMARKS.md's Sandbox
 section. Ray is started once with ``--ray-cpus`` logical CPUs so that one learner rank and two rollout
 actors fit (the actors still share this machine's physical cores).
@@ -42,7 +42,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python benchmarks/grpo_bench.py` from anywhere
 
-from rewards.registry import register  # noqa: E402
+from rlvr.rewards.registry import register  # noqa: E402
 
 TIMINGS = ("time/generate", "time/reward_tail", "time/update", "time/sync", "time/step")
 VERIFIER = "bench_even_length"
@@ -134,9 +134,9 @@ def measure(cfg, steps: int) -> dict[str, list[float]]:
     """Warm-up step, then ``steps`` timed steps; returns each timing's per-step values."""
     import ray
 
-    from rlvr.trainer.controller import Controller
+    from rlvr.grpo.controller import Controller
 
-    with Controller(cfg, console=Console(stderr=True, quiet=True)) as c:
+    with Controller(cfg) as c:
         try:
             c.train_step()  # warm-up: first forward/backward, allocator, DeepSpeed buckets
             runs = [c.train_step() for _ in range(steps)]
@@ -241,7 +241,7 @@ def main(
     console = Console(width=130)
     load_before = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     from rlvr.config import load_config
-    from rlvr.trainer.config import GRPOConfig
+    from rlvr.grpo.config import GRPOConfig
 
     results = []
     with tempfile.TemporaryDirectory(prefix="grpo-bench-") as tmp:

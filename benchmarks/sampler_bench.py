@@ -20,6 +20,7 @@ configurations, greedy, with ``rlvr.world.evaluate``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from rlvr.diffusion import generate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console(width=170)
@@ -155,7 +158,7 @@ def speed(
         vocab = MODELS[size]["vocab_size"]
         ids, mask = random_prompts(2, vocab, device)
         for name in names:  # warm-up: allocator, kernels, every code path
-            model.generate(ids, mask, **gen_kwargs(name, 2 * BLOCK))
+            generate(model, ids, mask, **gen_kwargs(name, 2 * BLOCK))
         cells = [(b, c) for b, c in GRIDS[size] if b <= max_batch and c <= max_canvas]
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"{size} ({n_params / 1e6:.0f}M)", total=len(cells) * len(names))
@@ -166,7 +169,7 @@ def speed(
                     kw = gen_kwargs(name, canvas)
                     _sync(device)
                     start = time.perf_counter()
-                    out = model.generate(ids, mask, **kw)
+                    out = generate(model, ids, mask, **kw)
                     _sync(device)
                     secs = time.perf_counter() - start
                     tps = batch * canvas / secs
@@ -238,10 +241,16 @@ def quality(
     threads: int = 1,
 ) -> None:
     """Held-out pass@1 (greedy) and tokens/s of a trained model under each configuration."""
+    from rlvr.rewards import registry
+    from rlvr.sandbox.testing import sandbox_or_local
+
     from rlvr.diffusion import DiffusionLM
-    from rlvr.world.evaluate import evaluate, read_rows
+    from rlvr.world.evaluate import WORLD_VERIFIER, evaluate, read_rows
 
     torch.set_num_threads(threads)
+    stack = contextlib.ExitStack()
+    urls = stack.enter_context(sandbox_or_local())
+    verifier = registry.get(WORLD_VERIFIER["name"], urls=urls, **{k: v for k, v in WORLD_VERIFIER.items() if k != "name"})
     if not (model / "config.json").is_file():
         raise typer.BadParameter(f"--model {str(model)!r} is not a model folder (no config.json)")
     dlm = DiffusionLM.from_pretrained(model)
@@ -264,7 +273,7 @@ def quality(
         if "threshold" in kw:
             kw["threshold"] = threshold
         start = time.perf_counter()
-        res = evaluate(dlm, rows, progress=False, **kw)
+        res = evaluate(dlm, rows, verifier, progress=False, **kw)
         secs = time.perf_counter() - start
         answers = [answer(smp["completion"]) for smp in res["samples"]]
         if name == "uncached":
@@ -277,6 +286,7 @@ def quality(
             name, f"{res['pass@1']:.3f}", f"{res['passed']}/{res['n']}", statuses, same, f"{secs:.1f}"
         )
     console.print(table)
+    stack.close()
 
 
 if __name__ == "__main__":

@@ -121,8 +121,8 @@ class CpuMeter:
 # ------------------------------------------------------------------------------------------- the ways
 
 def run_service(reqs: list[dict], cores: int) -> tuple[float, float, list[bool]]:
-    from sandbox.client import SandboxClient
-    from sandbox.testing import running_server
+    from rlvr.sandbox.client import SandboxClient
+    from rlvr.sandbox.testing import running_server
 
     with running_server(size=cores, cgroup_parent=SERVICE_CGROUP) as url, \
             SandboxClient(url, timeout_s=1800) as client:
@@ -143,7 +143,7 @@ def _standalone_script(req: dict) -> tuple[str, list[tuple[str, str | None]]]:
 
 
 def _check(proc_out: str, code: int, expected: str | None) -> bool:
-    from sandbox.verdict import outputs_match
+    from rlvr.sandbox.verdict import outputs_match
 
     return code == 0 and (expected is None or outputs_match(proc_out, expected))
 
@@ -178,7 +178,7 @@ print(json.dumps(out))
 
 
 def run_docker_per_program(reqs: list[dict], cores: int) -> tuple[float, float, list[bool]]:
-    from sandbox.image import image_tag
+    from rlvr.sandbox.image import image_tag
 
     tag = image_tag()
     flags = ["--rm", "-i", "--cgroup-parent", DOCKER_RUN_CGROUP, "--network", "none", "--read-only", "--user", "65534:65534", "--cap-drop", "ALL",
@@ -212,7 +212,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
 
-    from sandbox.image import build_image
+    from rlvr.sandbox.image import build_image
 
     build_image(log=lambda m: console.log(m))
     workloads = {"humaneval": humaneval_workload(), "stdio": stdio_workload(args.stdio_programs)}

@@ -1,7 +1,7 @@
 """CPU cost of the sandbox's stdio path, per test and per program, robust to machine load.
 
 Runs the stdio workload of ``sandbox_bench.py`` (small sort+sum Python programs, 10 tests each) through
-an in-process :class:`~sandbox.pool.SandboxPool` of one container, one program at a time, and counts
+an in-process :class:`~rlvr.sandbox.pool.SandboxPool` of one container, one program at a time, and counts
 CPU time rather than wall time:
 
 - ``container``: the container's cgroup (cpuacct, cgroup v1): runner, zygote, harness and programs,
@@ -57,8 +57,8 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
-    from sandbox.pool import SandboxPool
-    from sandbox.schema import ExecuteRequest
+    from rlvr.sandbox.pool import SandboxPool
+    from rlvr.sandbox.schema import ExecuteRequest
 
     reqs = [ExecuteRequest.model_validate(r) for r in stdio_workload(args.programs, args.tests)]
     engine = _engine_pids()

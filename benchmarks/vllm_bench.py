@@ -49,7 +49,7 @@ def main() -> None:
     from rlvr.algos import response_lengths
     from rlvr.batch import pad_left
     from rlvr.rollout import VLLMRolloutWorker
-    from rlvr.trainer.config import SamplerCfg
+    from rlvr.rollout.config import SamplerCfg
     from rlvr.world.model import build_tiny_qwen2
     from rlvr.world.tokenizer import load_tokenizer
 

@@ -9,17 +9,29 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from rlvr.trainer.config import GRPOConfig
-from rlvr.trainer.controller import Controller
+from rlvr.grpo.config import GRPOConfig
+from rlvr.preflight import Problem, model_folder, prompt_rows, sandbox_urls
 
-__all__ = ["CONFIG_CLASS", "main"]
+__all__ = ["CONFIG_CLASS", "check", "main"]
 
 CONFIG_CLASS = GRPOConfig
 
 
+def check(cfg: GRPOConfig) -> list[Problem]:
+    """Everything :func:`main` needs that can be checked without starting (see :mod:`rlvr.preflight`):
+    the model folder (with its tokenizer), the prompt rows against the schema, the sandbox URLs."""
+    return (
+        model_folder("model.path", cfg.model.path, need_tokenizer=True)
+        + prompt_rows("data.train", cfg.data.train)
+        + prompt_rows("data.heldout", cfg.data.heldout)
+        + sandbox_urls("reward.sandbox_urls", cfg.reward.sandbox_urls)
+    )
+
+
 def main(cfg: GRPOConfig) -> dict:
-    console = Console(stderr=True)
-    with Controller(cfg, console=console) as controller:
+    from rlvr.grpo.controller import Controller
+
+    with Controller(cfg) as controller:
         summary = controller.run()
     table = Table(title="GRPO run")
     table.add_column("held-out pass@1 before RL")

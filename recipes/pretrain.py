@@ -12,15 +12,20 @@ with ``w`` = ``1/t`` by default (the continuous-time ELBO weight; Dream's ``orig
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 import torch
 from pydantic import Field
 
 from rlvr.config import Config
-from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, ObjectiveSection, OptimConfig
+from rlvr.engine.config import DeepSpeedSection, OptimConfig
+from rlvr.preflight import Problem, local_files, model_folder, tokenizer_source
+from rlvr.supervised.config import LoopConfig, ModelSection, ObjectiveSection, Weighting
 
-__all__ = ["PretrainConfig", "CONFIG_CLASS", "main"]
+__all__ = ["PretrainConfig", "CONFIG_CLASS", "check", "main"]
+
+log = logging.getLogger(__name__)
 
 
 class PretrainData(Config):
@@ -31,7 +36,7 @@ class PretrainData(Config):
 
 
 class PretrainObjective(ObjectiveSection):
-    weighting: str = "inverse_t"  # continuous-time weighted CE (w = 1/t): the pretraining ELBO
+    weighting: Weighting = "inverse_t"  # continuous-time weighted CE (w = 1/t): the pretraining ELBO
     # a small floor keeps 1/t finite in expectation without changing the objective much
     t_min: float = Field(1e-3, ge=0, le=1)
 
@@ -52,7 +57,7 @@ CONFIG_CLASS = PretrainConfig
 def _micro_batches(
     cfg: PretrainConfig, tokenizer, rank: int, world: int, start_step: int
 ) -> Iterator[torch.Tensor]:
-    from rlvr.training.data import pretrain_blocks
+    from rlvr.supervised.data import pretrain_blocks
 
     per_step = cfg.loop.micro_batch * cfg.loop.grad_accum * world
     blocks = pretrain_blocks(
@@ -71,12 +76,21 @@ def _micro_batches(
         yield torch.tensor(mine, dtype=torch.long)
 
 
+def check(cfg: PretrainConfig) -> list[Problem]:
+    """Everything :func:`main` needs that can be checked without starting (see :mod:`rlvr.preflight`)."""
+    problems = local_files("data.files", cfg.data.files) + tokenizer_source("model.tokenizer", cfg.model.tokenizer)
+    if cfg.model.path is not None:
+        problems += model_folder("model.path", cfg.model.path)
+    return problems
+
+
 def main(cfg: PretrainConfig) -> dict:
     from rlvr.diffusion.noise import diffusion_loss, q_sample, weights_for
-    from rlvr.training.engine import Engine
-    from rlvr.training.loop import step_generator, train_loop
-    from rlvr.training.metrics import plot_metrics
-    from rlvr.training.modeling import prepare_run
+    from rlvr.engine.engine import Engine
+    from rlvr.engine.rng import step_generator
+    from rlvr.plots import plot_metrics
+    from rlvr.supervised.loop import train_loop
+    from rlvr.supervised.modeling import prepare_run
 
     model, tokenizer, out = prepare_run(cfg)
     engine = Engine(
@@ -102,5 +116,5 @@ def main(cfg: PretrainConfig) -> dict:
     if engine.rank == 0:
         plot_metrics([("pretrain", out / "metrics.jsonl")], out / "loss.png", keys=("loss", "ce"))
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary))
+        log.info("pretrain done: %s", json.dumps(summary))
     return summary

@@ -11,17 +11,23 @@ Run: ``rlvr sft -c recipes/configs/tiny/sft.yaml model.path=runs/tiny/pretrain/m
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from rlvr.config import Config
-from rlvr.training.config import DeepSpeedSection, LoopConfig, ModelSection, ObjectiveSection, OptimConfig
-from rlvr.training.data import CUTOFFS
+from rlvr.engine.config import DeepSpeedSection, OptimConfig
+from rlvr.preflight import Problem, local_files, model_folder, tokenizer_source
+from rlvr.registry import RegistryName
+from rlvr.supervised.config import LoopConfig, ModelSection, ObjectiveSection
+from rlvr.supervised.data import CUTOFFS
 
-__all__ = ["SFTConfig", "CONFIG_CLASS", "main", "sample_indices"]
+__all__ = ["SFTConfig", "CONFIG_CLASS", "check", "main", "sample_indices"]
+
+log = logging.getLogger(__name__)
 
 
 class SFTData(Config):
@@ -29,14 +35,10 @@ class SFTData(Config):
     prompt_field: str = "prompt"  # a messages list (or a plain string = one user turn)
     response_field: str = "response"
     max_length: int = Field(4000, ge=8)  # Dream-Coder drops samples over 4000 tokens (not truncated)
-    cutoff: str = "random_with_input_pad"  # the reference's perbatch_cutoff_type
-
-    @field_validator("cutoff")
-    @classmethod
-    def _known_cutoff(cls, v: str) -> str:
-        if v not in CUTOFFS:
-            raise ValueError(f"{v!r} is not one of {sorted(CUTOFFS)}")
-        return v
+    # the reference's perbatch_cutoff_type
+    cutoff: Annotated[
+        str, AfterValidator(RegistryName("rlvr.supervised.data:CUTOFFS", "cutoff mode"))
+    ] = "random_with_input_pad"
 
 
 class SFTObjective(ObjectiveSection):
@@ -77,7 +79,7 @@ def sample_indices(n: int, seed: int, start: int, count: int) -> list[int]:
 def _micro_batches(
     cfg: SFTConfig, examples, pad_id: int, rank: int, world: int, start_step: int
 ) -> Iterator[dict]:
-    from rlvr.training.loop import step_seed
+    from rlvr.engine.rng import step_seed
 
     micro, accum, collate = cfg.loop.micro_batch, cfg.loop.grad_accum, CUTOFFS[cfg.data.cutoff]
     step = start_step
@@ -90,13 +92,22 @@ def _micro_batches(
         step += 1
 
 
+def check(cfg: SFTConfig) -> list[Problem]:
+    """Everything :func:`main` needs that can be checked without starting (see :mod:`rlvr.preflight`)."""
+    problems = local_files("data.files", cfg.data.files) + tokenizer_source("model.tokenizer", cfg.model.tokenizer)
+    if cfg.model.path is not None:
+        problems += model_folder("model.path", cfg.model.path, need_tokenizer=cfg.model.tokenizer is None)
+    return problems
+
+
 def main(cfg: SFTConfig) -> dict:
     from rlvr.diffusion.noise import diffusion_loss, q_sample, weights_for
-    from rlvr.training.data import load_sft_examples
-    from rlvr.training.engine import Engine
-    from rlvr.training.loop import step_generator, train_loop
-    from rlvr.training.metrics import plot_metrics
-    from rlvr.training.modeling import prepare_run
+    from rlvr.engine.engine import Engine
+    from rlvr.engine.rng import step_generator
+    from rlvr.plots import plot_metrics
+    from rlvr.supervised.data import load_sft_examples
+    from rlvr.supervised.loop import train_loop
+    from rlvr.supervised.modeling import prepare_run
 
     model, tokenizer, out = prepare_run(cfg)
     examples, dropped = load_sft_examples(
@@ -138,5 +149,5 @@ def main(cfg: SFTConfig) -> dict:
     if engine.rank == 0:
         plot_metrics([("sft", out / "metrics.jsonl")], out / "loss.png", keys=("loss", "ce"))
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary))
+        log.info("sft done: %s", json.dumps(summary))
     return summary

@@ -1,11 +1,11 @@
 """Reward verifiers: the protocol, the failure-isolating runner and a registry by name.
 
-    from rewards import Sample, get, score_sync
+    from rlvr.rewards import Sample, get, score_sync
     verifier = get("code_tests", urls=["http://127.0.0.1:8900"], mode="pass_rate")
     results = score_sync(verifier, [Sample(row, completion)], deadline_s=60)
 """
 
-from rewards.base import (
+from rlvr.rewards.base import (
     FunctionVerifier,
     OverlongPolicy,
     RewardResult,
@@ -15,8 +15,8 @@ from rewards.base import (
     score,
     score_sync,
 )
-from rewards.extract import extract_code
-from rewards.registry import get, names, register
+from rlvr.rewards.extract import extract_code
+from rlvr.rewards.registry import get, names, register
 
 __all__ = [
     "FunctionVerifier",

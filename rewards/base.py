@@ -29,7 +29,7 @@ __all__ = [
     "score_sync",
 ]
 
-log = logging.getLogger("rewards")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -191,12 +191,20 @@ class OverlongPolicy:
         if self.mode == "soft" and (self.max_tokens is None or not 0 < self.buffer_tokens <= self.max_tokens):
             raise ValueError("overlong mode 'soft' needs max_tokens and 0 < buffer_tokens <= max_tokens")
 
-    def penalty(self, num_tokens: int | None) -> float:
+    def penalty(self, num_tokens: int | None, truncated: bool = False) -> float:
+        """The soft penalty of one completion (:func:`rlvr.algos.shaping.overlong_penalty`, the one
+        implementation); 0 unless the mode is ``soft``."""
         if self.mode != "soft" or num_tokens is None:
             return 0.0
+        import torch
+
+        from rlvr.algos.shaping import overlong_penalty
+
         assert self.max_tokens is not None
-        start = self.max_tokens - self.buffer_tokens
-        return -min(1.0, max(0.0, (num_tokens - start) / self.buffer_tokens))
+        pen = overlong_penalty(
+            torch.tensor([num_tokens]), self.max_tokens, self.buffer_tokens, truncated=torch.tensor([truncated])
+        )
+        return float(pen[0])
 
 
 # ---------------------------------------------------------------------------------------- runner
@@ -261,7 +269,7 @@ async def score(
                     results.append(r[0])
         elapsed = time.perf_counter() - t0
         for i, r in zip(todo, results, strict=True):
-            r.reward += policy.penalty(samples[i].num_tokens)
+            r.reward += policy.penalty(samples[i].num_tokens, samples[i].truncated)
             r.info.setdefault("verify_s", elapsed)
             out[i] = r
     return [r for r in out if r is not None]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from rewards.base import RewardResult, Sample
-from rewards.extract import extract_code
-from rewards.registry import register
+from rlvr.rewards.base import RewardResult, Sample
+from rlvr.rewards.extract import extract_code
+from rlvr.rewards.registry import register
 
 __all__ = ["CodeTestsVerifier", "build_request", "reward_from_response", "sandbox_urls", "TIMEOUT_STATUSES"]
 
@@ -114,7 +114,7 @@ class CodeTestsVerifier:
             return await self._client.execute_batch(requests)
         # A fresh client per call: HTTP connection pools are bound to the event loop that made them,
         # and callers (score_sync, Ray actors) may run each batch on a new loop.
-        from sandbox.client import AsyncSandboxClient
+        from rlvr.sandbox.client import AsyncSandboxClient
 
         client = AsyncSandboxClient(self._urls, timeout_s=self._timeout, retries=self._retries)
         try:

@@ -1,6 +1,6 @@
 """``composite``: a weighted sum of other verifiers, e.g. ``0.9 * code_tests + 0.1 * format``.
 
-Parts run concurrently through :func:`rewards.base.score`, so one failing part only zeroes its own
+Parts run concurrently through :func:`rlvr.rewards.base.score`, so one failing part only zeroes its own
 term. A part's ``not_applicable`` result is left out and the remaining weights renormalised (TRL's
 ``None`` semantics). The info keeps every part's reward and info under its name.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from rewards.base import OverlongPolicy, RewardResult, Sample, as_verifier, score
-from rewards.registry import register
+from rlvr.rewards.base import OverlongPolicy, RewardResult, Sample, as_verifier, score
+from rlvr.rewards.registry import register
 
 __all__ = ["CompositeVerifier"]
 
@@ -23,7 +23,7 @@ class CompositeVerifier:
     def __init__(self, parts: list[dict[str, Any]] | None = None, deadline_s: float = 60.0, verifiers: Any = None):
         """``parts``: ``[{"name": "code_tests", "weight": 0.9, "kwargs": {...}}, ...]`` (built from the
         registry), or ``verifiers``: ``[(verifier_object, weight), ...]`` already built."""
-        from rewards import registry
+        from rlvr.rewards import registry
 
         built: list[tuple[Any, float]] = []
         for i, p in enumerate(parts or []):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import ast
 import warnings
 
-from rewards.base import RewardResult, Sample
-from rewards.extract import extract_code
-from rewards.registry import register
+from rlvr.rewards.base import RewardResult, Sample
+from rlvr.rewards.extract import extract_code
+from rlvr.rewards.registry import register
 
 __all__ = ["FormatVerifier"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 import re
 
-from rewards.base import RewardResult, Sample
-from rewards.registry import register
+from rlvr.rewards.base import RewardResult, Sample
+from rlvr.rewards.registry import register
 
 __all__ = ["NumericMatchVerifier", "final_number"]
 

@@ -21,12 +21,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigArg = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 OverridesArg = Annotated[
     list[str] | None, typer.Argument(help="Dotted overrides, e.g. optim.lr=1e-4 model.path=runs/sft")
 ]
+CheckArg = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Validate the config, registry names, paths, data and sandbox URLs; print the resolved "
+        "config; start nothing. Exit 0 if good, 2 listing every problem if not.",
+    ),
+]
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ...")] = "INFO",
+) -> None:
+    """RL with verifiable rewards for diffusion language models for code."""
+    from rlvr.logs import setup_logging
+
+    setup_logging(log_level.upper())
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -35,56 +53,66 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def run_recipe(module: str, config: Path | None, overrides: list[str] | None) -> None:
-    """Load ``module``'s config class from YAML + overrides, then call its ``main(cfg)``."""
+def run_recipe(module: str, config: Path | None, overrides: list[str] | None, check: bool = False) -> None:
+    """Load ``module``'s config class from YAML + overrides, run its preflight ``check(cfg)``, then (unless
+    ``check``) its ``main(cfg)``. Config and preflight problems exit 2 with every problem listed."""
     import importlib
 
+    import yaml
+
     from rlvr.config import load_config
+    from rlvr.preflight import PreflightError
 
     mod = importlib.import_module(module)
     try:
         cfg = load_config(mod.CONFIG_CLASS, config, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc))
+    problems = mod.check(cfg)
+    if check:
+        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
+        if problems:
+            fail(str(PreflightError(problems)))
+        err.print("[bold green]ok:[/] config, names, paths, data and sandbox URLs check out", highlight=False)
+        return
+    if problems:
+        fail(str(PreflightError(problems)))
+    try:
         mod.main(cfg)
     except ConfigError as exc:
         fail(str(exc))
 
 
 @app.command()
-def pretrain(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
+def pretrain(config: ConfigArg = None, overrides: OverridesArg = None, check: CheckArg = False) -> None:
     """AR-to-diffusion adaptation / continued pretraining with the weighted masked objective."""
-    run_recipe("recipes.pretrain", config, overrides)
+    run_recipe("rlvr.recipes.pretrain", config, overrides, check)
 
 
 @app.command()
-def sft(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
+def sft(config: ConfigArg = None, overrides: OverridesArg = None, check: CheckArg = False) -> None:
     """Supervised fine-tuning on chat prompt/response pairs (random truncation, EOS canvas)."""
-    run_recipe("recipes.sft", config, overrides)
+    run_recipe("rlvr.recipes.sft", config, overrides, check)
 
 
 @app.command()
-def train(config: ConfigArg = None, overrides: OverridesArg = None) -> None:
+def train(config: ConfigArg = None, overrides: OverridesArg = None, check: CheckArg = False) -> None:
     """GRPO on verifiable code rewards: Ray rollout actors, sandbox rewards, DeepSpeed learner."""
-    run_recipe("recipes.grpo", config, overrides)
+    run_recipe("rlvr.recipes.grpo", config, overrides, check)
 
 
 def _register_subapps() -> None:
-    """Attach the sub-apps that exist; each lives next to the code it drives."""
+    """Attach the sub-apps; each lives next to the code it drives (heavy imports stay inside commands)."""
     import importlib
 
     for module, name in [
         ("rlvr.diffusion.cli", "viz"),
         ("rlvr.world.cli", "world"),
-        ("sandbox.cli", "sandbox"),
+        ("rlvr.sandbox.cli", "sandbox"),
         ("rlvr.data.cli", "data"),
         ("rlvr.eval.cli", "eval"),
     ]:
-        try:
-            sub = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # area not built yet
-            raise
-        app.add_typer(sub.app, name=name)
+        app.add_typer(importlib.import_module(module).app, name=name)
 
 
 _register_subapps()

@@ -79,7 +79,8 @@ def _format_errors(err: ValidationError, data: dict[str, Any]) -> str:
         elif e["type"] == "missing":
             lines.append(f"missing required config key {key!r}")
         else:
-            lines.append(f"config key {key!r}: {e['msg']} (got {e.get('input')!r})")
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"config key {key!r}: {msg} (got {e.get('input')!r})")
     return "invalid config:\n  " + "\n  ".join(lines)
 
 

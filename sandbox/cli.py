@@ -17,8 +17,8 @@ err = Console(stderr=True)
 @app.command("build-image")
 def build_image(force: Annotated[bool, typer.Option(help="Rebuild even if the tag exists.")] = False) -> None:
     """Build the sandbox image from Debian packages (mmdebstrap | docker import); a no-op when present."""
-    from sandbox.image import ImageError
-    from sandbox.image import build_image as build
+    from rlvr.sandbox.image import ImageError
+    from rlvr.sandbox.image import build_image as build
 
     try:
         with err.status("building sandbox image (mmdebstrap | docker import)..."):
@@ -40,10 +40,9 @@ def serve(
     """Run the sandbox HTTP service (FastAPI/uvicorn) over a pool of warm containers."""
     import uvicorn
     from pydantic import ValidationError
-
-    from sandbox.image import ImageError
-    from sandbox.pool import PoolConfig
-    from sandbox.server import create_app
+    from rlvr.sandbox.image import ImageError
+    from rlvr.sandbox.pool import PoolConfig
+    from rlvr.sandbox.server import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

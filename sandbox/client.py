@@ -1,8 +1,9 @@
 """Python clients for the sandbox service (sync and asyncio).
 
-Both spread requests over a list of server URLs (replicas), retry only on transport failures
-(connection refused/reset, timeouts) and on 502/503/504 answers, never on a 4xx or on a verdict, and
-bound every call by a deadline (``timeout_s``, across all attempts). A request that is wrong gets
+Both spread requests over a list of server URLs (replicas), retry (tenacity, exponential backoff,
+each attempt on the next replica) only on transport failures (connection refused/reset, timeouts) and
+on 502/503/504 answers, never on a 4xx or on a verdict, and bound every call by a deadline
+(``timeout_s``, across all attempts). A request that is wrong gets
 :class:`SandboxRequestError` with the server's message naming the field.
 """
 
@@ -15,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 RETRY_STATUS = frozenset({502, 503, 504})
 
@@ -73,17 +75,37 @@ class _Policy:
         return [requests[i: i + size] for i in range(0, len(requests), size)]
 
     def handle(self, resp: httpx.Response):
-        """The JSON body, or an exception: SandboxRequestError (final) or a retryable marker."""
+        """The JSON body; :class:`SandboxRequestError` on a 4xx (final); :class:`_Retryable` on 502-504."""
         if resp.status_code in RETRY_STATUS:
-            return _Retry(f"HTTP {resp.status_code}: {_detail(resp)}")
+            raise _Retryable(f"HTTP {resp.status_code}: {_detail(resp)}")
         if resp.status_code >= 400:
             raise SandboxRequestError(resp.status_code, _detail(resp))
         return resp.json()
 
+    def retry_kwargs(self, deadline: float, clock, sleep) -> dict:
+        """tenacity settings: ``retries + 1`` attempts at most, exponential backoff from ``backoff_s``,
+        never sleeping past ``deadline`` (on ``clock``), retrying only :class:`_Retryable`."""
 
-class _Retry:
-    def __init__(self, why: str):
-        self.why = why
+        def wait(state: RetryCallState) -> float:
+            return min(self.backoff_s * 2 ** (state.attempt_number - 1), max(0.0, deadline - clock()))
+
+        def out_of_time(state: RetryCallState) -> bool:
+            return deadline - clock() <= 0
+
+        return {
+            "retry": retry_if_exception_type(_Retryable),
+            "stop": stop_after_attempt(self.retries + 1) | out_of_time,
+            "wait": wait,
+            "sleep": sleep,
+            "reraise": True,
+        }
+
+    def unavailable(self, path: str, exc: Exception) -> SandboxUnavailable:
+        return SandboxUnavailable(f"{path} failed after {self.retries + 1} attempts or the deadline: {exc}")
+
+
+class _Retryable(Exception):
+    """A transport failure or a 502/503/504: worth another attempt (on the next replica)."""
 
 
 class SandboxClient:
@@ -98,22 +120,18 @@ class SandboxClient:
 
     def _post(self, path: str, body: dict, timeout_s: float | None):
         deadline = time.monotonic() + (timeout_s or self.policy.timeout_s)
-        why = "no attempt made"
-        for attempt in range(self.policy.retries + 1):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            url = self.policy.next_url()
+
+        def attempt() -> dict:
+            url, left = self.policy.next_url(), deadline - time.monotonic()
             try:
-                out = self.policy.handle(self._http.post(url + path, json=body, timeout=left))
+                return self.policy.handle(self._http.post(url + path, json=body, timeout=max(left, 0.001)))
             except httpx.TransportError as exc:
-                out = _Retry(f"{url}: {type(exc).__name__}: {exc}")
-            if not isinstance(out, _Retry):
-                return out
-            why = out.why
-            time.sleep(min(self.policy.backoff_s * 2 ** attempt, max(0.0, deadline - time.monotonic())))
-        raise SandboxUnavailable(f"{path} failed after {self.policy.retries + 1} attempts "
-                                 f"or the deadline: {why}")
+                raise _Retryable(f"{url}: {type(exc).__name__}: {exc}") from exc
+
+        try:
+            return Retrying(**self.policy.retry_kwargs(deadline, time.monotonic, time.sleep))(attempt)
+        except _Retryable as exc:
+            raise self.policy.unavailable(path, exc) from None
 
     def execute(self, request: dict, timeout_s: float | None = None) -> dict:
         return self._post("/v1/execute", request, timeout_s)
@@ -156,23 +174,19 @@ class AsyncSandboxClient:
     async def _post(self, path: str, body: dict, timeout_s: float | None):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout_s or self.policy.timeout_s)
-        why = "no attempt made"
-        for attempt in range(self.policy.retries + 1):
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            url = self.policy.next_url()
+
+        async def attempt() -> dict:
+            url, left = self.policy.next_url(), max(deadline - loop.time(), 0.001)
             try:
                 resp = await asyncio.wait_for(self._http.post(url + path, json=body, timeout=left), left)
-                out = self.policy.handle(resp)
             except (TimeoutError, httpx.TransportError) as exc:
-                out = _Retry(f"{url}: {type(exc).__name__}: {exc}")
-            if not isinstance(out, _Retry):
-                return out
-            why = out.why
-            await asyncio.sleep(min(self.policy.backoff_s * 2 ** attempt, max(0.0, deadline - loop.time())))
-        raise SandboxUnavailable(f"{path} failed after {self.policy.retries + 1} attempts "
-                                 f"or the deadline: {why}")
+                raise _Retryable(f"{url}: {type(exc).__name__}: {exc}") from exc
+            return self.policy.handle(resp)
+
+        try:
+            return await AsyncRetrying(**self.policy.retry_kwargs(deadline, loop.time, asyncio.sleep))(attempt)
+        except _Retryable as exc:
+            raise self.policy.unavailable(path, exc) from None
 
     async def execute(self, request: dict, timeout_s: float | None = None) -> dict:
         return await self._post("/v1/execute", request, timeout_s)

@@ -3,7 +3,7 @@
 Nothing is pulled from a registry. ``mmdebstrap`` assembles a minimal Debian root filesystem from the
 machine's apt sources and pipes it as a tarball into ``docker import``. The tag is a hash of the
 recipe (:data:`SPEC`), so building is idempotent: when the tag exists, nothing happens. Our job runner
-is not baked in; it is handed to the container on its command line (see :mod:`sandbox.pool`), so
+is not baked in; it is handed to the container on its command line (see :mod:`rlvr.sandbox.pool`), so
 changing the runner never needs a rebuild.
 """
 

@@ -22,13 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+from rlvr.sandbox.candidate import json_to_tagged
+from rlvr.sandbox.languages import get_language
+from rlvr.sandbox.schema import ExecuteRequest
+from rlvr.sandbox.verdict import Status, classify, decode_output, overall_status
 
-from sandbox.candidate import json_to_tagged
-from sandbox.languages import get_language
-from sandbox.schema import ExecuteRequest
-from sandbox.verdict import Status, classify, decode_output, overall_status
-
-log = logging.getLogger("sandbox.pool")
+log = logging.getLogger(__name__)
 
 LABEL = "rlvr.sandbox"
 LABEL_POOL = "rlvr.sandbox.pool"
@@ -50,7 +49,7 @@ class PoolConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    image: str | None = None  # default: the content-hash tag from sandbox.image
+    image: str | None = None  # default: the content-hash tag from rlvr.sandbox.image
     pool_id: str | None = None  # default: random; labels this pool's containers
     cpus_per_container: float = Field(default=1.0, gt=0)
     pids_limit: int = Field(default=128, ge=16)
@@ -397,7 +396,7 @@ class SandboxPool:
             self.counters[key] = self.counters.get(key, 0) + n
 
     async def start(self) -> None:
-        from sandbox.image import docker_client, ensure_image, image_tag
+        from rlvr.sandbox.image import docker_client, ensure_image, image_tag
 
         loop = asyncio.get_running_loop()
         self.client = await loop.run_in_executor(self._executor, docker_client)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from sandbox.languages import LANGUAGES
-from sandbox.verdict import COMPARE_MODES
+from rlvr.sandbox.languages import LANGUAGES
+from rlvr.sandbox.verdict import COMPARE_MODES
 
 
 class _Strict(BaseModel):

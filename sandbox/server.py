@@ -1,4 +1,4 @@
-"""The HTTP face of the sandbox: FastAPI app over one :class:`~sandbox.pool.SandboxPool`.
+"""The HTTP face of the sandbox: FastAPI app over one :class:`~rlvr.sandbox.pool.SandboxPool`.
 
 ``POST /v1/execute`` and ``POST /v1/execute/batch`` run programs; ``GET /healthz`` and ``GET /metrics``
 (Prometheus text) observe the service. A malformed request gets a 422 whose ``detail`` names the field;
@@ -16,11 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from rlvr.sandbox.pool import Overloaded, PoolConfig, RequestRejected, SandboxPool
+from rlvr.sandbox.schema import BatchRequest, ExecuteRequest
 
-from sandbox.pool import Overloaded, PoolConfig, RequestRejected, SandboxPool
-from sandbox.schema import BatchRequest, ExecuteRequest
-
-log = logging.getLogger("sandbox.server")
+log = logging.getLogger(__name__)
 
 
 class _PoolCollector:

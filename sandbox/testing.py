@@ -41,7 +41,7 @@ def running_server(startup_timeout_s: float = 180, **pool_kwargs) -> Iterator[Se
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+b", prefix="rlvr-sandbox-", suffix=".log", delete=False)
-    cmd = [sys.executable, "-m", "sandbox.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "rlvr.sandbox.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--pool-json", json.dumps(pool_kwargs), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
@@ -69,8 +69,8 @@ def running_server(startup_timeout_s: float = 180, **pool_kwargs) -> Iterator[Se
                 proc.kill()
                 proc.wait()
         with contextlib.suppress(Exception):
-            from sandbox.image import docker_client
-            from sandbox.pool import reap_containers
+            from rlvr.sandbox.image import docker_client
+            from rlvr.sandbox.pool import reap_containers
 
             reap_containers(docker_client(), pool_kwargs["pool_id"])
         log.close()

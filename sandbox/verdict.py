@@ -11,7 +11,7 @@ import base64
 import math
 from enum import StrEnum
 
-from sandbox.candidate import decode_value
+from rlvr.sandbox.candidate import decode_value
 
 
 class Status(StrEnum):

@@ -47,7 +47,7 @@ if [ "${RLVR_VLLM:-1}" != 0 ]; then
 fi
 
 # 5. Sandbox image (content-hash tagged; a no-op when the tag exists).
-if .venv/bin/python -c "import sandbox.image" >/dev/null 2>&1; then
+if .venv/bin/python -c "import rlvr.sandbox.image" >/dev/null 2>&1; then
   log "sandbox image"
   .venv/bin/rlvr sandbox build-image
 fi

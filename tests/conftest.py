@@ -53,8 +53,8 @@ def tiny_dlm():
 def sandbox_url():
     """One real sandbox server (Docker, 2 warm containers) for the whole session; the image is built if
     missing (idempotent; scripts/setup.sh normally did it). Stopped and its containers reaped at the end."""
-    from sandbox.image import build_image
-    from sandbox.testing import running_server
+    from rlvr.sandbox.image import build_image
+    from rlvr.sandbox.testing import running_server
 
     build_image()
     with running_server(size=2) as url:
@@ -63,7 +63,7 @@ def sandbox_url():
 
 @pytest.fixture(scope="session")
 def sandbox_client(sandbox_url):
-    from sandbox.client import SandboxClient
+    from rlvr.sandbox.client import SandboxClient
 
     client = SandboxClient(sandbox_url, timeout_s=120)
     yield client

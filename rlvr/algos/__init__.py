@@ -23,8 +23,8 @@ from rlvr.algos.logprobs import (
     token_logprobs,
 )
 from rlvr.algos.policy_loss import KL_ESTIMATORS, kl_penalty, policy_loss, weighted_mean
-from rlvr.algos.registry import Registry
 from rlvr.algos.shaping import overlong_penalty, response_lengths, response_loss_mask, terminators
+from rlvr.registry import Registry
 
 __all__ = [
     "ADVANTAGES",

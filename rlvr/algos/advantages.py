@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from rlvr.algos.registry import Registry
+from rlvr.registry import Registry
 
 __all__ = ["ADVANTAGES", "compute_advantages", "group_stats"]
 
@@ -59,15 +59,17 @@ def rloo(
     norm_by_std: bool = False,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    """Leave-one-out (RLOO, DiffuCoder's default): ``A_i = r_i - mean_{j != i in g} r_j``, optionally
-    divided by ``std_g + eps``. A group of one sample gets 0."""
-    count, mean, std = group_stats(rewards, inverse, num_groups)
+    """Leave-one-out (RLOO, DiffuCoder's default): ``A_i = r_i - mean_{j != i in g} r_j``, never
+    std-normalised (``norm_by_std=True`` is an error: it is almost always a grpo setting carried over by
+    mistake, and RLOO's baseline is already unbiased without it). A group of one sample gets 0."""
+    if norm_by_std:
+        raise ValueError(
+            "rloo advantages are not std-normalised: drop norm_by_std (algo.norm_adv_by_std) or use grpo"
+        )
+    count, mean, _ = group_stats(rewards, inverse, num_groups)
     n = count[inverse]
     total = mean[inverse] * n
-    adv = torch.where(n > 1, rewards - (total - rewards) / (n - 1).clamp_min(1), torch.zeros_like(rewards))
-    if norm_by_std:
-        adv = adv / (std[inverse] + eps)
-    return adv
+    return torch.where(n > 1, rewards - (total - rewards) / (n - 1).clamp_min(1), torch.zeros_like(rewards))
 
 
 def compute_advantages(
@@ -79,10 +81,12 @@ def compute_advantages(
     """Advantages with the same shape as ``rewards`` (float32).
 
     ``rewards [num_groups, n]`` needs no ``group_ids``; flat ``rewards [M]`` needs ``group_ids [M]``.
-    ``kind`` names an :data:`ADVANTAGES` entry; ``options`` (``norm_by_std``, ``eps``) go to it.
+    ``kind`` names an :data:`ADVANTAGES` entry; ``options`` (``norm_by_std``, ``eps``) go to it, and an
+    option given as ``None`` means the estimator's default.
     Statistics are computed in float64 so that identical rewards give exactly zero advantage.
     """
     fn = ADVANTAGES.get(kind)
+    options = {k: v for k, v in options.items() if v is not None}
     shape = rewards.shape
     if rewards.dim() == 2:
         if group_ids is not None:

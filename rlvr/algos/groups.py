@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rlvr.algos.registry import Registry
+from rlvr.registry import Registry
 
 __all__ = [
     "GroupSelection",

@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from rlvr.algos.registry import Registry
 from rlvr.diffusion.noise import q_sample, uniform, weights_for
+from rlvr.registry import Registry
 
 __all__ = [
     "token_logprobs",
@@ -171,9 +171,11 @@ class LogprobEstimator:
         k, b, r = self.num_copies, copies.batch_size, copies.response_length
         if copy_logp.shape != (k * b, r):
             raise ValueError(f"copy_logp must be [K*B, R] = [{k * b}, {r}], got {tuple(copy_logp.shape)}")
-        lp = (copy_logp * copies.scored).view(k, b, r).sum(0)  # each token is scored by exactly one copy
+        # each token is scored by exactly one copy; torch.where, not a product, so that a -inf log-prob
+        # where a copy does not score (or outside the loss) can never become 0 * -inf = NaN
+        lp = torch.where(copies.scored, copy_logp, 0.0).view(k, b, r).sum(0)
         w = copies.weights.view(k, b, r).sum(0)
-        return lp * copies.loss_mask, w
+        return torch.where(copies.loss_mask, lp, 0.0), w
 
 
 LOGPROB_ESTIMATORS: Registry[LogprobEstimator] = Registry("log-prob estimator")
@@ -238,7 +240,7 @@ class DiffuCoderEstimator(LogprobEstimator):
         t = copies.t.view(3, b)[1][:, None].clamp(1e-6, 1 - 1e-6)
         pair = torch.where(scored[1], lp[1] / t, lp[2] / (1.0 - t))
         out = 0.5 * (lp[0] + pair)
-        return out * copies.loss_mask, copies.loss_mask.float()
+        return torch.where(copies.loss_mask, out, 0.0), copies.loss_mask.float()
 
 
 class AutoregressiveEstimator(LogprobEstimator):

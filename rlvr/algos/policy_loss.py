@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from rlvr.algos.registry import Registry
+from rlvr.registry import Registry
 
 __all__ = ["policy_loss", "KL_ESTIMATORS", "kl_penalty", "weighted_mean"]
 
@@ -31,11 +31,13 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> 
 
 
 def weighted_mean(x: torch.Tensor, weights: torch.Tensor, denominator=None) -> torch.Tensor:
-    """``sum(w * x) / sum(w)`` (or ``/ denominator`` when given); 0 when there is no weight."""
+    """``sum(w * x) / sum(w)`` (or ``/ denominator`` when given); 0 when there is no weight. A position
+    of weight 0 contributes exactly 0 whatever ``x`` holds there (``-inf`` or NaN included)."""
     denom = (
         weights.sum() if denominator is None else torch.as_tensor(denominator, dtype=x.dtype, device=x.device)
     )
-    return (weights * x).sum() / denom.clamp_min(1e-12)
+    terms = torch.where(weights != 0, weights * x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return terms.sum() / denom.clamp_min(1e-12)
 
 
 def policy_loss(
@@ -95,6 +97,12 @@ def policy_loss(
         advantages = advantages[:, None]
     advantages = advantages.to(logp.dtype).expand_as(logp)
     weights = weights.to(logp.dtype)
+    # positions out of the loss (weight 0) may hold anything, -inf log-probs included: replace them
+    # before any arithmetic so that neither 0 * inf nor inf - inf can reach the loss or its gradient
+    live = weights > 0
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    logp = torch.where(live, logp, zero)
+    old_logp = torch.where(live, old_logp.to(logp.dtype), zero)
 
     log_ratio = (logp - old_logp.detach()).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
     ratio = torch.exp(log_ratio)
@@ -115,7 +123,6 @@ def policy_loss(
         loss = loss - entropy_coef * weighted_mean(entropy, weights, denominator)
 
     with torch.no_grad():
-        live = weights > 0
         n = int(live.sum())
         metrics: dict[str, float] = {"pg_loss": float(pg_loss), "num_tokens": n}
         if n:

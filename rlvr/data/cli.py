@@ -20,23 +20,6 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-@contextlib.contextmanager
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=False) as prog:
-
-        class _Task:
-            def __init__(self, name: str, total: int):
-                self.id = prog.add_task(name, total=total)
-
-            def advance(self, n: int = 1) -> None:
-                prog.advance(self.id, n)
-
-        yield _Task
-
-
 @app.command()
 def validate(path: Annotated[Path, typer.Argument(help="JSONL / JSON / parquet file of rows.")]) -> None:
     """Check every row against the schema (SCHEMA.md); list each bad row's index and field. Writes nothing."""
@@ -74,7 +57,8 @@ def curate(
     """Keep rows that are valid, unique, uncontaminated, and whose tests pass the reference and reject trivial programs."""
     from rlvr.data.curate import CurateOptions
     from rlvr.data.curate import curate as run_curate
-    from sandbox.testing import sandbox_or_local
+    from rlvr.logs import progress_tasks
+    from rlvr.sandbox.testing import sandbox_or_local
 
     if not 0.0 < near_dup_threshold <= 1.0:
         _fail(f"--near-dup-threshold must be in (0, 1], got {near_dup_threshold}")
@@ -91,7 +75,7 @@ def curate(
                 opts.sandbox_urls = stack.enter_context(
                     sandbox_or_local(opts.sandbox_urls, announce=lambda m: console.print(f"[dim]{m}[/]"))
                 )
-            with _progress() as task:
+            with progress_tasks() as task:
                 report = run_curate(in_path, out_path, opts, progress=task)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

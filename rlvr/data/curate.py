@@ -297,7 +297,7 @@ class _NullTask:
 
 
 def _sandbox_stage(rows, drops, opts, client, state_path: Path, report: CurateReport, step) -> None:
-    from rewards.code_tests import sandbox_urls
+    from rlvr.rewards.code_tests import sandbox_urls
 
     state: dict[str, dict[str, Any]] = {}
     if opts.resume and state_path.is_file():
@@ -331,7 +331,7 @@ def _sandbox_stage(rows, drops, opts, client, state_path: Path, report: CurateRe
         return
     owned = client is None
     if owned:
-        from sandbox.client import SandboxClient
+        from rlvr.sandbox.client import SandboxClient
 
         client = SandboxClient(sandbox_urls(opts.sandbox_urls))
     try:
@@ -342,7 +342,7 @@ def _sandbox_stage(rows, drops, opts, client, state_path: Path, report: CurateRe
 
 
 def _run_checks(todo, drops, opts, client, state_path: Path, step) -> None:
-    from rewards.code_tests import build_request
+    from rlvr.rewards.code_tests import build_request
 
     limits = dict(time_limit_s=opts.time_limit_s, memory_limit_mb=opts.memory_limit_mb)
     task = step("sandbox check", len(todo))

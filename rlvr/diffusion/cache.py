@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from rlvr.diffusion.model import position_ids_from_mask
+from rlvr.diffusion.attention import position_ids_from_mask
 
 __all__ = [
     "WINDOWS",

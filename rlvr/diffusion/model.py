@@ -21,12 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlvr.diffusion.attention import bidirectional_attention_mask, position_ids_from_mask
+
 __all__ = [
     "DiffusionLM",
     "MASK_TOKEN",
     "shift_logits",
-    "position_ids_from_mask",
-    "bidirectional_attention_mask",
     "load_hf_checkpoint",
 ]
 
@@ -40,24 +40,6 @@ def shift_logits(logits: torch.Tensor) -> torch.Tensor:
     or padding) keeps ``logits[:, 0]`` so the shape is unchanged. ``logits``: ``[B, N, V]``.
     """
     return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """``[B, N]`` 0/1 padding mask -> position ids counting real tokens; pad positions get 1 (as Dream)."""
-    pos = attention_mask.long().cumsum(-1) - 1
-    return pos.masked_fill(attention_mask == 0, 1)
-
-
-def bidirectional_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """``[B, N]`` padding mask -> boolean ``[B, 1, N, N]``: ``m_i and m_j``, plus each pad sees itself.
-
-    The diagonal on pad rows keeps softmax finite (a fully masked row would give NaN that could leak
-    into weighted losses as ``NaN * 0``); it does not change any real token's output.
-    """
-    m = attention_mask.bool()
-    full = m[:, None, :, None] & m[:, None, None, :]
-    eye = torch.eye(m.shape[1], dtype=torch.bool, device=m.device)
-    return full | eye
 
 
 def load_hf_checkpoint(
@@ -211,10 +193,3 @@ class DiffusionLM(nn.Module):
             **extra,
         )
         return shift_logits(out.logits)
-
-    # ------------------------------------------------------------------ generation
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
-        """Denoise a masked canvas after the prompt; see :func:`rlvr.diffusion.sampler.generate`."""
-        from rlvr.diffusion.sampler import generate
-
-        return generate(self, input_ids, attention_mask=attention_mask, **kwargs)

@@ -1,7 +1,8 @@
 """The diffusion sampler: denoise a fully masked canvas after the prompt, a few tokens per step.
 
-Default behaviour is the reference Dream ``diffusion_generate`` (see
-``shared/notes/diffusion-anchors.md`` section 5), token for token in deterministic settings:
+Default behaviour is the reference Dream ``diffusion_generate`` (``DreamGenerationMixin`` in Dream's
+``generation_utils.py``; ``tests/diffusion/reference_sampler.py`` transcribes it literally and the
+parity tests compare the two), token for token in deterministic settings:
 
 * every step runs one full forward over ``[prompt | canvas]`` (aligned logits, see ``shift_logits``);
 * the masked positions' logits go through the logits processors, ``/temperature``, top-p, top-k, softmax;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -20,32 +21,24 @@ def run(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. model.path=runs/sft n=10 ks=[1,5]")] = None,
 ) -> None:
     """Sample n completions per problem, score them in the sandbox, write problems.jsonl, summary.json, passk.png."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rewards.registry import SANDBOX_VERIFIERS
     from rlvr.cli import fail
     from rlvr.config import ConfigError, load_config
     from rlvr.eval.harness import EvalConfig, run_eval
-    from sandbox.testing import sandbox_or_local
+    from rlvr.logs import progress_tasks
+    from rlvr.rewards.registry import SANDBOX_VERIFIERS
+    from rlvr.sandbox.testing import sandbox_or_local
 
     try:
         cfg = load_config(EvalConfig, config, overrides or [])
     except ConfigError as exc:
         fail(str(exc))
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(stderr=True)) as prog:
-
-            def task(name: str, total: int):
-                tid = prog.add_task(name, total=total)
-                return type("Task", (), {"advance": lambda self, k=1: prog.advance(tid, k)})()
-
-            with contextlib.ExitStack() as stack:
-                if cfg.verifier in SANDBOX_VERIFIERS:  # a local service unless one is configured
-                    cfg.sandbox_urls = stack.enter_context(
-                        sandbox_or_local(cfg.sandbox_urls, announce=lambda m: console.print(f"[dim]{m}[/]"))
-                    )
-                summary = run_eval(cfg, progress=task)
+        with progress_tasks() as task, contextlib.ExitStack() as stack:
+            if cfg.verifier in SANDBOX_VERIFIERS:  # a local service unless one is configured
+                cfg.sandbox_urls = stack.enter_context(
+                    sandbox_or_local(cfg.sandbox_urls, announce=logging.getLogger(__name__).info)
+                )
+            summary = run_eval(cfg, progress=task)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     table = Table(title=f"{summary['dataset']} | {summary['model']} | n={summary['n']}")

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from rlvr.config import Config
-from rlvr.trainer.config import SamplerCfg
+from rlvr.registry import RegistryName
+from rlvr.rollout.config import SamplerCfg
 
 __all__ = ["EvalConfig", "GENERATORS", "Completion", "run_eval", "score_problems", "load_eval_rows"]
 
@@ -52,7 +53,7 @@ class EvalConfig(Config):
     model: ModelCfg = ModelCfg()
     sampler: SamplerCfg = SamplerCfg(max_new_tokens=512, steps=512, alg="entropy", temperature=0.0, top_p=None)
     hf: HFGenCfg = HFGenCfg()
-    verifier: str = "code_tests"
+    verifier: Annotated[str, AfterValidator(RegistryName("rlvr.rewards.registry:names", "verifier"))] = "code_tests"
     verifier_kwargs: dict[str, Any] = {"mode": "binary"}
     sandbox_urls: list[str] = []  # empty: $RLVR_SANDBOX_URLS
     deadline_s: float = Field(600.0, gt=0)  # per scoring batch; a sample past it scores 0 (verifier_timeout)
@@ -216,10 +217,10 @@ def score_problems(
     save_completions: bool = True,
 ) -> list[dict[str, Any]]:
     """Score every sample of every problem; one record per problem with ``n``, ``c`` and ``pass@k``."""
-    from rewards import Sample, score_sync
-    from rewards.base import OverlongPolicy
     from rlvr.data.schema import problem_id
     from rlvr.eval.passk import pass_at_k
+    from rlvr.rewards import Sample, score_sync
+    from rlvr.rewards.base import OverlongPolicy
 
     samples = [Sample(row, c.text, truncated=c.truncated, num_tokens=c.num_tokens)
                for row, cs in zip(rows, completions, strict=True) for c in cs]
@@ -282,7 +283,7 @@ def plot(records: list[dict[str, Any]], summary: dict[str, Any], ks: list[int], 
 
 def run_eval(cfg: EvalConfig, verifier: Any = None, progress: Any = None) -> dict[str, Any]:
     """Generate, score, write outputs; returns the summary. ``verifier`` defaults to ``cfg.verifier``."""
-    from rewards import registry
+    from rlvr.rewards import registry
 
     rows = load_eval_rows(cfg.dataset, cfg.limit)
     if verifier is None:

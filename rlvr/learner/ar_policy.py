@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlvr.diffusion.model import load_hf_checkpoint, position_ids_from_mask, shift_logits
+from rlvr.diffusion.attention import position_ids_from_mask
+from rlvr.diffusion.model import load_hf_checkpoint, shift_logits
 
 __all__ = ["ARPolicy", "causal_attention_mask"]
 

@@ -1,7 +1,7 @@
 """One RL step of PPO updates on a data-parallel shard: the glue between the pure math in
-:mod:`rlvr.algos` and a :class:`rlvr.training.Engine`.
+:mod:`rlvr.algos` and a :class:`rlvr.engine.Engine`.
 
-Order of operations (Dream-Coder, diffusion-anchors section 6):
+Order of operations (as Dream-Coder's verl fork computes its diffusion policy loss):
 1. draw every PPO epoch's masked copies (coupled pairs by default) up front;
 2. score them all with the current weights -> old log-probs (no grad);
 3. for each epoch and mini-batch: new log-probs on the SAME copies, clipped loss, one optimizer step.
@@ -29,6 +29,7 @@ from rlvr.algos import (
     token_entropy,
 )
 from rlvr.batch import TrainBatch
+from rlvr.metrics import reduce_metrics
 
 __all__ = ["select_copy_rows", "ppo_update", "draw_epoch_copies"]
 
@@ -92,7 +93,7 @@ def ppo_update(
     """Run ``algo.ppo_epochs x algo.mini_batches`` optimizer steps on this rank's ``batch``.
 
     ``forward(input_ids, attention_mask) -> aligned logits`` runs the trained module;
-    ``engine`` provides ``backward``/``step``/``world_size`` (a :class:`rlvr.training.Engine`) and must
+    ``engine`` provides ``backward``/``step``/``world_size`` (a :class:`rlvr.engine.Engine`) and must
     be configured with ``grad_accum = micro-batches per mini-batch`` (see :func:`micro_layout`).
     """
     est = LOGPROB_ESTIMATORS.get(algo.logprob_estimator)
@@ -110,7 +111,7 @@ def ppo_update(
             ref = [estimate_logprobs(ref_forward, c, temperature, micro_batch_size)[0] for c in epochs]
 
     t_old = time.perf_counter() - t0
-    agg = _MetricAgg()
+    parts: list[dict[str, float]] = []
     mb_rows = len(batch) // algo.mini_batches
     for e, copies in enumerate(epochs):
         for m in range(algo.mini_batches):
@@ -155,44 +156,16 @@ def ppo_update(
                 )
                 engine.backward(loss * scale)
                 engine.step()
-                agg.add(metrics)
-    out = agg.result(optimizer_steps=algo.ppo_epochs * algo.mini_batches)
+                parts.append(metrics)
+    steps = algo.ppo_epochs * algo.mini_batches
+    out = {f"actor/{k}": v for k, v in reduce_metrics(parts).items()}
+    out["actor/pg_loss"] = out.get("actor/pg_loss", 0.0) / steps  # the mean optimizer step's loss
+    out["actor/optimizer_steps"] = steps
     out["time/old_logprob"] = t_old
     norm = engine.grad_norm() if hasattr(engine, "grad_norm") else None
     if norm is not None:
         out["actor/grad_norm"] = norm
     return out
-
-
-class _MetricAgg:
-    """Per-micro-batch loss metrics -> per-step: ``pg_loss`` is summed over micro-batches (each carries
-    the global denominator) and averaged over optimizer steps; ``*_min``/``*_max`` take the extreme;
-    ``num_tokens`` is summed; the rest are averaged over micro-batches."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-
-    def add(self, metrics: dict[str, float]) -> None:
-        self.rows.append(metrics)
-
-    def result(self, optimizer_steps: int) -> dict[str, float]:
-        out: dict[str, float] = {}
-        keys = {k for r in self.rows for k in r}
-        for k in sorted(keys):
-            vals = [float(r[k]) for r in self.rows if k in r]
-            if k == "pg_loss":
-                v = sum(vals) / max(optimizer_steps, 1)
-            elif k.endswith("_min"):
-                v = min(vals)
-            elif k.endswith("_max"):
-                v = max(vals)
-            elif k == "num_tokens":
-                v = sum(vals)
-            else:
-                v = sum(vals) / len(vals)
-            out[f"actor/{k}"] = v
-        out["actor/optimizer_steps"] = optimizer_steps
-        return out
 
 
 def micro_layout(rows: int, mini_batches: int, micro_batch_size: int, num_copies: int) -> tuple[int, int]:

@@ -3,7 +3,6 @@ Ray actors (gloo on CPU, NCCL on GPU); every collective method must be called on
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 from pathlib import Path
@@ -32,7 +31,7 @@ class LearnerRank:
     ):
         """Cheap: records the arguments. :meth:`setup` (called on all ranks together, once rank 0's
         :meth:`address` is known) joins the process group and builds the DeepSpeed engine."""
-        from rlvr.trainer.config import AlgoCfg, LearnerCfg
+        from rlvr.grpo.config import AlgoCfg, LearnerCfg
 
         self.cfg = LearnerCfg.model_validate(learner)
         self.algo = AlgoCfg.model_validate(algo)
@@ -44,7 +43,7 @@ class LearnerRank:
 
     def address(self) -> tuple[str, int]:
         """This node's IP and a free port: rank 0 hosts the process group's rendezvous."""
-        from rlvr.training.engine import _free_port
+        from rlvr.engine.engine import free_port
 
         try:
             import ray
@@ -52,7 +51,7 @@ class LearnerRank:
             ip = ray.util.get_node_ip_address()
         except Exception:  # outside Ray (unit tests)
             ip = "127.0.0.1"
-        return ip, _free_port()
+        return ip, free_port()
 
     def setup(self, master_addr: str, master_port: int) -> None:
         os.environ.update(
@@ -63,8 +62,8 @@ class LearnerRank:
             MASTER_PORT=str(master_port),
         )
         from rlvr.algos import LOGPROB_ESTIMATORS
+        from rlvr.engine.engine import Engine, build_ds_config, init_distributed
         from rlvr.learner.ppo import micro_layout
-        from rlvr.training.engine import Engine, build_ds_config, init_distributed
 
         init_distributed()  # before any ZeRO-3 partitioned load, which reads the world size
         k = LOGPROB_ESTIMATORS.get(self.algo.logprob_estimator).num_copies
@@ -105,8 +104,8 @@ class LearnerRank:
     # ------------------------------------------------------------------ training
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
         """All PPO epochs of RL step ``step`` on this rank's shard."""
+        from rlvr.engine.rng import step_generator
         from rlvr.learner.ppo import ppo_update
-        from rlvr.training.loop import step_generator
 
         self.engine.train()
         gen = step_generator(self.seed, step, self.rank)
@@ -127,20 +126,10 @@ class LearnerRank:
 
     # ------------------------------------------------------------------ weights and checkpoints
     def gather_weights(self) -> dict[str, torch.Tensor] | None:
-        """Full (unsharded) weights on rank 0, None elsewhere. ZeRO-3 parameters are gathered first."""
-        import deepspeed
+        """Full weights on rank 0, None elsewhere (collective under ZeRO-3): see :mod:`rlvr.grpo.weight_sync`."""
+        from rlvr.grpo.weight_sync import gather_full_weights
 
-        module = self.engine.module
-        params = list(module.parameters())
-        ctx = (
-            deepspeed.zero.GatheredParameters(params, modifier_rank=None)
-            if self.cfg.deepspeed.zero_stage == 3
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            if self.rank != 0:
-                return None
-            return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        return gather_full_weights(self.engine.module, self.cfg.deepspeed.zero_stage, self.rank)
 
     def save(self, ckpt_dir: str, client_state: dict[str, Any]) -> str:
         return self.engine.save(ckpt_dir, client_state=client_state)
@@ -156,12 +145,17 @@ class LearnerRank:
             AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(out_dir)
 
 
-def _policy_class(kind: str) -> type:
-    """``model.kind`` -> the policy wrapper whose ``forward`` gives aligned logits."""
-    from rlvr.diffusion import DiffusionLM
-    from rlvr.learner.ar_policy import ARPolicy
+# model.kind -> the policy wrapper whose ``forward`` gives aligned logits ("module:class", imported on use)
+POLICY_KINDS: dict[str, str] = {
+    "diffusion": "rlvr.diffusion.model:DiffusionLM",
+    "autoregressive": "rlvr.learner.ar_policy:ARPolicy",
+}
 
-    classes: dict[str, type] = {"diffusion": DiffusionLM, "autoregressive": ARPolicy}
-    if kind not in classes:
-        raise ValueError(f"model.kind={kind!r}: choose one of {sorted(classes)}")
-    return classes[kind]
+
+def _policy_class(kind: str) -> type:
+    import importlib
+
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"unknown policy kind {kind!r}; choose one of {sorted(POLICY_KINDS)}")
+    module, _, name = POLICY_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)

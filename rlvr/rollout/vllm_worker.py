@@ -69,7 +69,7 @@ def sampling_params_kwargs(
 
 def _warn_ignored(settings: dict[str, Any]) -> None:
     global _warned_ignored
-    from rlvr.trainer.config import SamplerCfg
+    from rlvr.rollout.config import SamplerCfg
 
     defaults = SamplerCfg().model_dump()
     ignored = sorted(k for k in DIFFUSION_ONLY_FIELDS if k in settings and settings[k] != defaults[k])
@@ -109,12 +109,12 @@ class VLLMRolloutWorker:
         num_threads: int | None = None,
         engine: dict[str, Any] | None = None,
     ):
-        """``engine``: a :class:`rlvr.trainer.config.VLLMEngineCfg` dump (defaults when ``None``).
+        """``engine``: a :class:`rlvr.rollout.config.VLLMEngineCfg` dump (defaults when ``None``).
         ``device`` is vLLM's choice (the platform it was built for); a value other than ``None`` must
         match it."""
         from transformers import AutoConfig
 
-        from rlvr.trainer.config import VLLMEngineCfg
+        from rlvr.rollout.config import VLLMEngineCfg
 
         ecfg = VLLMEngineCfg.model_validate(engine or {})
         hf = AutoConfig.from_pretrained(model_path)
@@ -186,11 +186,9 @@ class VLLMRolloutWorker:
         logs "RotaryEmbedding: Failed to load weights": the rotary cache is no checkpoint tensor and
         is kept as it was). vLLM only warns about missing names, so they are checked here first."""
         if self.weight_names is not None:
-            given = set(state_dict)
-            missing = sorted(k for k in self.weight_names - given if not k.endswith("lm_head.weight"))
-            unexpected = sorted(k for k in given - self.weight_names if not k.endswith("lm_head.weight"))
-            if missing or unexpected:
-                raise RuntimeError(f"weight sync mismatch: missing={missing[:5]} unexpected={unexpected[:5]}")
+            from rlvr.grpo.weight_sync import check_weight_names
+
+            check_weight_names(self.weight_names, state_dict)
         t0 = time.perf_counter()
         self.llm.collective_rpc(
             "reload_weights",

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from rlvr.batch import RolloutBatch, pad_left
+from rlvr.diffusion.sampler import generate
 
 __all__ = ["RolloutWorker"]
 
@@ -55,10 +56,9 @@ class RolloutWorker:
 
     def update_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:
         """Load the learner's weights (full, unsharded tensors) and record their version."""
-        missing, unexpected = self.model.model.load_state_dict(state_dict, strict=False)
-        real_missing = [k for k in missing if not k.endswith("lm_head.weight")]
-        if real_missing or unexpected:
-            raise RuntimeError(f"weight sync mismatch: missing={real_missing[:5]} unexpected={unexpected[:5]}")
+        from rlvr.grpo.weight_sync import load_full_weights
+
+        load_full_weights(self.model.model, state_dict)
         self.version = int(version)
         return self.version
 
@@ -87,7 +87,8 @@ class RolloutWorker:
             hi = lo + micro_batch_size
             ids, mask = prompt_ids[lo:hi], prompt_mask[lo:hi]
             keep = int(mask.sum(0).nonzero()[0]) if mask.any() else 0  # drop all-pad columns of this chunk
-            out = self.model.generate(
+            out = generate(
+                self.model,
                 ids[:, keep:].to(self.device),
                 attention_mask=mask[:, keep:].to(self.device),
                 seeds=list(seeds[lo:hi]),

@@ -102,15 +102,20 @@ def eval_cmd(
     alg: str = "entropy",
     temperature: float = 0.0,
     batch_size: int = 50,
-    timeout: float = 5.0,
+    timeout: Annotated[float, typer.Option(help="CPU seconds per test in the sandbox.")] = 5.0,
     threads: Annotated[int, typer.Option(help="torch threads (0 = default).")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the full result (with samples) as JSON.")] = None,
 ) -> None:
-    """Sample one completion per task with the diffusion sampler, run the hidden tests, print pass@1."""
+    """Sample one completion per task with the diffusion sampler, run the hidden tests in the sandbox
+    (a local service unless $RLVR_SANDBOX_URLS names one), print pass@1."""
+    import logging
+
     import torch
 
     from rlvr.diffusion import DiffusionLM
-    from rlvr.world.evaluate import evaluate, read_rows
+    from rlvr.rewards import registry
+    from rlvr.sandbox.testing import sandbox_or_local
+    from rlvr.world.evaluate import WORLD_VERIFIER, evaluate, read_rows
 
     if threads:
         torch.set_num_threads(threads)
@@ -126,16 +131,19 @@ def eval_cmd(
     dlm = DiffusionLM.from_pretrained(model)
     if dlm.tokenizer is None:
         _fail(f"--model {str(model)!r} has no tokenizer files")
-    res = evaluate(
-        dlm,
-        rows,
-        max_new_tokens=max_new_tokens,
-        steps=steps,
-        alg=alg,
-        temperature=temperature,
-        batch_size=batch_size,
-        timeout=timeout,
-    )
+    kw = {k: v for k, v in WORLD_VERIFIER.items() if k != "name"}
+    with sandbox_or_local(announce=logging.getLogger(__name__).info) as urls:
+        verifier = registry.get(WORLD_VERIFIER["name"], urls=urls, time_limit_s=timeout, **kw)
+        res = evaluate(
+            dlm,
+            rows,
+            verifier,
+            max_new_tokens=max_new_tokens,
+            steps=steps,
+            alg=alg,
+            temperature=temperature,
+            batch_size=batch_size,
+        )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))
@@ -152,7 +160,7 @@ def plot_cmd(
     out: Annotated[Path, typer.Option(help="PNG path.")] = Path("loss_curves.png"),
 ) -> None:
     """Plot loss / CE curves of one or more runs from their JSONL metrics into one PNG."""
-    from rlvr.training.metrics import plot_metrics
+    from rlvr.plots import plot_metrics
 
     series = []
     for r in runs:

@@ -1,36 +1,23 @@
-"""Held-out pass@1 of a diffusion LM on tiny-world tasks: sample, extract code, run hidden tests."""
+"""Held-out pass@1 of a diffusion LM on tiny-world tasks: sample, then score every completion with a
+verifier (``code_tests``: the hidden asserts run in the sandbox service, like every other execution of
+generated code in rlvr)."""
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rlvr.algos import response_lengths
 from rlvr.batch import pad_left
-from rlvr.world.executor import run_many
 
-__all__ = ["extract_code", "read_rows", "evaluate"]
+__all__ = ["read_rows", "evaluate", "WORLD_VERIFIER"]
 
-_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
-
-
-def extract_code(text: str, stop: tuple[str, ...] = ("<|endoftext|>", "<|im_end|>")) -> str:
-    """The program in a completion: the first fenced block when there is one, else the text before
-    the first stop string. Trailing blank lines are dropped."""
-    for s in stop:
-        text = text.split(s, 1)[0]
-    m = _FENCE.search(text)
-    if m:
-        text = m.group(1)
-    return text.rstrip() + "\n"
-
-
-def assert_codes(row: dict[str, Any]) -> list[str]:
-    """The assert statements of a tiny-world row (``ground_truth.tests`` of type ``assert``)."""
-    return [t["code"] for t in row["reward_model"]["ground_truth"]["tests"]]
+# how the tiny world is scored: every hidden assert must pass; its answers are bare code, no fence
+WORLD_VERIFIER = {"name": "code_tests", "mode": "binary", "allow_unfenced": True}
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -53,19 +40,24 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 def evaluate(
     model: Any,
     rows: list[dict[str, Any]],
+    verifier: Any,
     max_new_tokens: int = 48,
     steps: int | None = None,
     alg: str = "entropy",
     temperature: float = 0.0,
     batch_size: int = 32,
-    timeout: float = 5.0,
-    workers: int = 2,
+    deadline_s: float = 600.0,
     progress: bool = True,
+    generate_fn: Callable[..., Any] | None = None,
     **gen_kwargs: Any,
 ) -> dict[str, Any]:
-    """pass@1 (one sample per task) of ``model`` (a DiffusionLM with its tokenizer) on ``rows``."""
-    from rich.progress import track
+    """pass@1 (one sample per task) of ``model`` (a DiffusionLM with its tokenizer) on ``rows``, scored by
+    ``verifier`` (see :data:`WORLD_VERIFIER`). ``generate_fn`` defaults to :func:`rlvr.diffusion.generate`."""
+    from rlvr.logs import Progress
+    from rlvr.rewards import OverlongPolicy, Sample, score_sync
 
+    if generate_fn is None:
+        from rlvr.diffusion import generate as generate_fn
     tok = model.tokenizer
     model.eval()
     prompts = [
@@ -75,42 +67,45 @@ def evaluate(
         )["input_ids"]
         for r in rows
     ]
-    completions: list[str] = []
-    starts = range(0, len(rows), batch_size)
-    for start in track(starts, description="sampling", disable=not progress):
-        ids, mask = pad_left(prompts[start : start + batch_size], tok.pad_token_id)
-        out = model.generate(
-            ids.to(model.device),
-            attention_mask=mask.to(model.device),
-            max_new_tokens=max_new_tokens,
-            steps=steps or max_new_tokens,
-            alg=alg,
-            temperature=temperature,
-            **gen_kwargs,
-        )
-        new = out.sequences[:, ids.shape[1] :].cpu()
-        completions.extend(tok.decode(row, skip_special_tokens=False) for row in new)
-    codes = [extract_code(c) for c in completions]
-    results = run_many(
-        [(code, assert_codes(r)) for code, r in zip(codes, rows, strict=True)],
-        timeout=timeout,
-        workers=workers,
-    )
+    eos = tok.eos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+    samples: list[Sample] = []
+    with Progress(len(rows), "sampling", enabled=progress) as bar:
+        for start in range(0, len(rows), batch_size):
+            ids, mask = pad_left(prompts[start : start + batch_size], pad)
+            out = generate_fn(
+                model,
+                ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                max_new_tokens=max_new_tokens,
+                steps=steps or max_new_tokens,
+                alg=alg,
+                temperature=temperature,
+                **gen_kwargs,
+            )
+            canvas = out.sequences[:, ids.shape[1] :].cpu()
+            lengths, truncated = response_lengths(canvas, pad, eos)
+            for r in range(canvas.shape[0]):
+                text = tok.decode(canvas[r, : int(lengths[r])].tolist(), skip_special_tokens=True)
+                row = rows[start + r]
+                samples.append(Sample(row, text, truncated=bool(truncated[r]), num_tokens=int(lengths[r])))
+            bar.update(len(samples))
+    # a completion that fills the canvas is still run: the world scores what the model wrote
+    results = score_sync(verifier, samples, deadline_s=deadline_s, overlong=OverlongPolicy("score"))
+    statuses = [res.reason or "passed" for res in results]
     by_template: dict[str, list[int]] = {}
     for r, res in zip(rows, results, strict=True):
         key = r.get("extra_info", {}).get("template", "?")
-        by_template.setdefault(key, []).append(int(res.passed))
-    n_pass = sum(res.passed for res in results)
+        by_template.setdefault(key, []).append(int(res.reward >= 1.0))
+    n_pass = sum(res.reward >= 1.0 for res in results)
     return {
         "n": len(rows),
         "passed": n_pass,
         "pass@1": n_pass / max(1, len(rows)),
         "by_template": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_template.items())},
-        "statuses": {
-            s: sum(res.status == s for res in results) for s in sorted({res.status for res in results})
-        },
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
         "samples": [
-            {"index": r.get("extra_info", {}).get("index"), "completion": c, "status": res.status}
-            for r, c, res in zip(rows, completions, results, strict=True)
+            {"index": r.get("extra_info", {}).get("index"), "completion": s.completion, "status": st}
+            for r, s, st in zip(rows, samples, statuses, strict=True)
         ],
     }

@@ -33,8 +33,11 @@ def test_rloo_leave_one_out():
     adv = compute_advantages(REWARDS, "rloo")
     expected = torch.tensor([[2 / 3, -2 / 3, -2 / 3, 2 / 3], [0.0] * 4, [-1 / 3, -1 / 3, -1 / 3, 1.0]])
     assert torch.allclose(adv, expected, atol=1e-7)
-    adv_std = compute_advantages(REWARDS, "rloo", norm_by_std=True)
-    assert torch.allclose(adv_std[2], expected[2] / (0.5 + 1e-6), atol=1e-6)
+    # never std-normalised: asking for it is an error naming the option; None means "the default"
+    with pytest.raises(ValueError, match="norm_adv_by_std"):
+        compute_advantages(REWARDS, "rloo", norm_by_std=True)
+    assert torch.equal(compute_advantages(REWARDS, "rloo", norm_by_std=None), adv)
+    assert torch.equal(compute_advantages(REWARDS, "rloo", norm_by_std=False), adv)
 
 
 def test_flat_rewards_with_arbitrary_group_ids_and_singletons():

@@ -174,3 +174,13 @@ def test_old_and_new_logprobs_with_a_tiny_model(tiny_dlm):
     assert per_copy.item() == pytest.approx(loss.item(), abs=1e-6)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tiny_dlm.parameters())
+
+
+def test_combine_ignores_minus_infinity_where_a_copy_does_not_score():
+    ids, _, loss_mask = _batch()
+    c = build_masked_copies("coupled", ids, loss_mask, MASK, torch.Generator().manual_seed(3))
+    scored = c.scored.view(2, 2, 5)
+    # each copy holds -inf wherever it does not score (and the whole row outside the loss)
+    copy_logp = torch.where(c.scored, torch.tensor(-1.5), torch.tensor(-math.inf))
+    logp, _ = LOGPROB_ESTIMATORS.get("coupled").combine(c, copy_logp)
+    assert torch.equal(logp, torch.where(loss_mask.bool() & (scored[0] | scored[1]), -1.5, 0.0))

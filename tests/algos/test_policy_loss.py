@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlvr.algos import kl_penalty, policy_loss
+from rlvr.algos import kl_penalty, policy_loss, weighted_mean
 
 # (advantage, ratio): +A at 1.25 (inside 1.28), +A at 1.3 (clipped high), -A at 0.75 (clipped low),
 # -A at 0.85 (inside), -A at 1.3 (no upper clip for negative advantages)
@@ -107,3 +107,18 @@ def test_no_live_tokens_and_bad_shapes():
         policy_loss(torch.zeros(1, 3), torch.zeros(1, 2), torch.tensor([1.0]), torch.ones(1, 3))
     with pytest.raises(ValueError, match="clip_low"):
         policy_loss(torch.zeros(1, 3), torch.zeros(1, 3), torch.tensor([1.0]), torch.ones(1, 3), clip_low=1.5)
+
+
+def test_minus_infinity_at_weight_zero_never_poisons_the_loss_or_its_gradient():
+    """A position out of the loss (weight 0) may hold -inf log-probs (old and new): it must contribute
+    exactly 0 to the loss, the metrics and the gradient (0 * -inf = NaN, -inf - -inf = NaN)."""
+    logp = torch.tensor([[math.log(1.25), -math.inf, 0.0]], requires_grad=True)
+    old = torch.tensor([[0.0, -math.inf, -math.inf]])
+    w = torch.tensor([[1.0, 0.0, 0.0]])
+    loss, m = policy_loss(logp, old, torch.tensor([1.0]), w, kl=torch.tensor([[0.1, math.nan, math.inf]]), kl_coef=0.5)
+    loss.backward()
+    # only token 0 counts: -A * 1.25 + 0.5 * 0.1
+    assert loss.item() == pytest.approx(-1.25 + 0.05)
+    assert logp.grad[0].tolist() == pytest.approx([-1.25, 0.0, 0.0])
+    assert m["num_tokens"] == 1 and m["ratio_max"] == pytest.approx(1.25) and math.isfinite(m["approx_kl"])
+    assert weighted_mean(torch.tensor([2.0, -math.inf, math.nan]), torch.tensor([1.0, 0.0, 0.0])).item() == 2.0

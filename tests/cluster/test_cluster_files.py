@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from rlvr.config import load_config
-from rlvr.trainer.config import GRPOConfig
+from rlvr.grpo.config import GRPOConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
@@ -161,12 +161,11 @@ def _click_options(command) -> set[str]:
 
 @pytest.mark.parametrize("rel", ALL_FILES)
 def test_sandbox_serve_and_ray_start_flags_exist(rel):
+    import rlvr.sandbox.cli
     import typer
     from ray.scripts.scripts import start as ray_start
 
-    import sandbox.cli
-
-    group = typer.main.get_command(sandbox.cli.app)
+    group = typer.main.get_command(rlvr.sandbox.cli.app)
     serve = _click_options(group.commands["serve"])
     urls_cli = _click_options(typer.main.get_command(sandbox_urls.app))
     text = _text(rel)

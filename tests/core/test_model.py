@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 
 from rlvr.diffusion import DiffusionLM, shift_logits
-from rlvr.diffusion.model import bidirectional_attention_mask, position_ids_from_mask
+from rlvr.diffusion.attention import bidirectional_attention_mask, position_ids_from_mask
 from tests.conftest import make_tiny_qwen
 
 

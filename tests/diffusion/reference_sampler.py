@@ -1,7 +1,7 @@
 """A deliberately literal, un-optimised transcription of Dream's ``diffusion_generate`` semantics.
 
-Written from ``shared/notes/diffusion-anchors.md`` section 5 (the reference cannot be downloaded here),
-as the yardstick for ``rlvr.diffusion.sampler.generate``. It keeps the reference's structure on purpose:
+Written from the published semantics of Dream's ``generation_utils.py`` (DreamLM/Dream on GitHub; the
+reference cannot be downloaded here), as the yardstick for ``rlvr.diffusion.sampler.generate``. It keeps the reference's structure on purpose:
 a full forward over the whole sequence at every step, the right-shift written out, masks counted over
 the whole row, ``k`` computed in float32 from the BATCH-MEAN mask count, ``torch.topk`` over the full
 row, no EOS handling. Only the parts our parity tests need are here (no history, no hooks).

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from rlvr.diffusion import generate
+from rlvr.diffusion.attention import bidirectional_attention_mask
 from rlvr.diffusion.cache import (
     CachedForward,
     ForwardStats,
@@ -20,10 +21,9 @@ from rlvr.diffusion.cache import (
     prefix_window,
     window_attention_mask,
 )
-from rlvr.diffusion.model import bidirectional_attention_mask
 from rlvr.diffusion.order import history_records, order_stats
 from rlvr.diffusion.sampler import eos_tail
-from rlvr.trainer.config import SamplerCfg
+from rlvr.rollout.config import SamplerCfg
 from tests.diffusion.reference_sampler import reference_diffusion_generate
 from tests.diffusion.test_sampler import ATTN, IDS, peaked_dlm
 

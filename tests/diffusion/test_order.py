@@ -9,6 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from rlvr.diffusion import generate
 from rlvr.diffusion.order import (
     history_records,
     order_stats,
@@ -84,7 +85,7 @@ def test_read_generations_names_the_bad_line(tmp_path):
 
 def test_history_records_round_trip_through_the_reader(tmp_path, tiny_dlm):
     ids = torch.tensor([[3, 4, 5], [6, 7, 8]])
-    out = tiny_dlm.generate(ids, max_new_tokens=8, steps=4, alg="entropy")
+    out = generate(tiny_dlm, ids, max_new_tokens=8, steps=4, alg="entropy")
     rows = history_records(out)
     assert [len(r["decode_step"]) for r in rows] == [8, 8] and rows[0]["num_steps"] == 4
     assert rows[1]["tokens"] == out.sequences[1, 3:].tolist()

@@ -286,8 +286,8 @@ def test_history_matches_the_reference_schedule(length, steps, per_step):
     assert torch.equal(hist.snapshots[-1], canvas)
 
 
-def test_generate_via_the_model_method_and_without_history_snapshots(tiny_dlm):
-    out = tiny_dlm.generate(IDS, ATTN, max_new_tokens=6, steps=3, alg="maskgit_plus")
+def test_generate_without_history_snapshots(tiny_dlm):
+    out = generate(tiny_dlm, IDS, ATTN, max_new_tokens=6, steps=3, alg="maskgit_plus")
     assert out.sequences.shape == (3, 11) and out.history.snapshots is None
     assert torch.equal(out.sequences[:, :5], IDS)
     assert out.history.decode_step.shape == (3, 6)

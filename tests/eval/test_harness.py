@@ -10,9 +10,9 @@ import json
 
 import pytest
 import torch
+from rlvr.rewards import get
 from typer.testing import CliRunner
 
-from rewards import get
 from rlvr.config import ConfigError, load_config
 from rlvr.data.schema import write_rows
 from rlvr.eval.harness import EvalConfig, _Completion, run_eval, score_problems

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rlvr.recipes.pretrain import PretrainConfig
+from rlvr.recipes.sft import SFTConfig
 from typer.testing import CliRunner
 
-from recipes.pretrain import PretrainConfig
-from recipes.sft import SFTConfig
 from rlvr.config import ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "configs"
@@ -73,7 +73,7 @@ def test_cli_reports_config_error_and_exits_2():
 
 
 def test_grpo_eval_sampler_overrides_are_checked():
-    from rlvr.trainer.config import GRPOConfig
+    from rlvr.grpo.config import GRPOConfig
 
     cfg = load_config(
         GRPOConfig,
@@ -91,7 +91,7 @@ def test_grpo_eval_sampler_overrides_are_checked():
 def test_difficulty_configs_sample_as_the_grpo_rollouts(name):
     # the pass rates that filter RL prompts must come from the policy's own rollout distribution
     from rlvr.eval.harness import EvalConfig
-    from rlvr.trainer.config import GRPOConfig
+    from rlvr.grpo.config import GRPOConfig
 
     diff = load_config(EvalConfig, CONFIGS / name / "difficulty.yaml")
     grpo = load_config(GRPOConfig, CONFIGS / name / "grpo.yaml")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from rlvr.rewards import Sample, score_sync
 
-import rewards
-from rewards import Sample, score_sync
+from rlvr import rewards
 from tests.rewards.helpers import ADD_OK, ADD_TESTS, code_row, fenced
 
 pytestmark = pytest.mark.docker

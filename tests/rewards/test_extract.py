@@ -1,6 +1,5 @@
 import pytest
-
-from rewards.extract import extract_code, find_blocks
+from rlvr.rewards.extract import extract_code, find_blocks
 
 
 @pytest.mark.parametrize(

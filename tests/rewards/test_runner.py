@@ -7,10 +7,10 @@ import sys
 import time
 
 import pytest
+from rlvr.rewards import OverlongPolicy, RewardResult, Sample, score_sync
+from rlvr.rewards.registry import UnknownVerifierError
 
-import rewards
-from rewards import OverlongPolicy, RewardResult, Sample, score_sync
-from rewards.registry import UnknownVerifierError
+from rlvr import rewards
 from tests.rewards.helpers import ADD_OK, ADD_TESTS, FakeClient, code_row, fenced, response
 
 ROW = code_row(ADD_TESTS)
@@ -219,7 +219,7 @@ def test_entry_point_discovery(tmp_path, monkeypatch):
     """A verifier from another installed distribution, found through the rlvr.verifiers group."""
     pkg = tmp_path / "thirdparty_judge.py"
     pkg.write_text(
-        "from rewards import RewardResult\n"
+        "from rlvr.rewards import RewardResult\n"
         "class LengthJudge:\n"
         "    def __init__(self, limit=3):\n"
         "        self.limit = limit\n"
@@ -236,3 +236,29 @@ def test_entry_point_discovery(tmp_path, monkeypatch):
     assert v.name == "short_answer"
     assert [r.reward for r in score_sync(v, samples("ab", "abc"))] == [1.0, 0.0]
     sys.modules.pop("thirdparty_judge", None)
+
+
+def test_registry_builds_by_explicit_kind_never_by_annotation_text():
+    class Judge:
+        name = "judge"
+
+        async def verify(self, batch):
+            return [RewardResult(0.5, {"reason": None}) for _ in batch]
+
+    # a reward function whose return annotation merely mentions "Verifier" is still a reward function
+    def scores(completions, **_) -> list[float] | VerifierScore:  # noqa: F821
+        return [1.0] * len(completions)
+
+    @rewards.register("unit_judge_factory", factory=True)
+    def make_judge(offset=0.0):
+        return Judge()
+
+    rewards.register("unit_scores")(scores)
+    rewards.register("unit_judge_object")(Judge())
+    assert [r.reward for r in score_sync(rewards.get("unit_scores"), samples("a", "b"))] == [1.0, 1.0]
+    assert [r.reward for r in score_sync(rewards.get("unit_judge_factory", offset=1.0), samples("a"))] == [0.5]
+    assert rewards.get("unit_judge_object").name == "judge"
+    with pytest.raises(TypeError, match="ready-made object: it takes no arguments"):
+        rewards.get("unit_judge_object", limit=1)
+    with pytest.raises(TypeError, match="factory=True"):
+        rewards.register("unit_bad_factory", factory=True)(Judge)

@@ -55,7 +55,7 @@ def qwen_models(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def worker(qwen_models):
     from rlvr.rollout import VLLMRolloutWorker
-    from rlvr.trainer.config import SamplerCfg
+    from rlvr.rollout.config import SamplerCfg
 
     sampler = SamplerCfg(max_new_tokens=MAX_NEW, temperature=1.0, top_p=None).generate_kwargs()
     w = VLLMRolloutWorker(qwen_models["m0"], sampler, num_threads=2)
@@ -185,9 +185,9 @@ def _code_rows(n: int, offset: int = 0) -> list[dict]:
 @pytest.mark.docker
 def test_grpo_with_the_vllm_engine_runs_end_to_end(tmp_path, sandbox_url):
     from rlvr.config import load_config
+    from rlvr.grpo.config import GRPOConfig
+    from rlvr.grpo.controller import Controller
     from rlvr.learner.ar_policy import ARPolicy
-    from rlvr.trainer.config import GRPOConfig
-    from rlvr.trainer.controller import Controller
     from rlvr.world.model import build_tiny_qwen2
     from rlvr.world.tokenizer import train_bpe_tokenizer
 

@@ -1,4 +1,5 @@
-"""Adversarial programs (sandbox-anchors section 4): each asserts the exact verdict, then that the
+"""Adversarial programs (fake exits, verdict forgery, fork bombs, memory and disk floods, signals, escapes):
+each asserts the exact verdict, then that the
 service and its pool are intact (every container up, a correct program still accepted)."""
 
 from __future__ import annotations
@@ -187,8 +188,8 @@ def test_killing_or_stopping_the_zygotes_only_costs_speed(sandbox_client, intact
 
 def test_no_interference_between_programs(sandbox_url):
     """A daemon, files in /tmp and /dev/shm and a SysV segment from one program are gone for the next."""
-    from sandbox.client import SandboxClient
-    from sandbox.testing import running_server
+    from rlvr.sandbox.client import SandboxClient
+    from rlvr.sandbox.testing import running_server
 
     with running_server(size=1) as url, SandboxClient(url) as client:
         dirty = r'''

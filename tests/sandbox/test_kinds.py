@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from sandbox.client import SandboxRequestError
+from rlvr.sandbox.client import SandboxRequestError
 
 pytestmark = pytest.mark.docker
 

@@ -13,9 +13,8 @@ import time
 
 import httpx
 import pytest
-
-from sandbox.client import AsyncSandboxClient, SandboxClient, SandboxRequestError, SandboxUnavailable
-from sandbox.pool import LABEL, LABEL_OWNER, LABEL_POOL
+from rlvr.sandbox.client import AsyncSandboxClient, SandboxClient, SandboxRequestError, SandboxUnavailable
+from rlvr.sandbox.pool import LABEL, LABEL_OWNER, LABEL_POOL
 
 ECHO = "x = int(input())\nprint(x * 7)\n"
 
@@ -26,7 +25,7 @@ def echo_request(i: int, **kw) -> dict:
 
 
 def labelled(pool_id: str) -> list:
-    from sandbox.image import docker_client
+    from rlvr.sandbox.image import docker_client
 
     return docker_client().containers.list(all=True, filters={"label": f"{LABEL_POOL}={pool_id}"})
 
@@ -54,8 +53,8 @@ def test_many_simultaneous_requests_lose_nothing(sandbox_url):
 
 @pytest.mark.docker
 def test_container_killed_mid_run_is_retried_or_reported_and_pool_heals():
-    from sandbox.image import docker_client
-    from sandbox.testing import running_server
+    from rlvr.sandbox.image import docker_client
+    from rlvr.sandbox.testing import running_server
 
     with running_server(size=2) as url, SandboxClient(url, timeout_s=120) as client:
         before = {c.id for c in labelled(url.pool_id)}
@@ -93,7 +92,7 @@ def test_container_killed_mid_run_is_retried_or_reported_and_pool_heals():
 
 @pytest.mark.docker
 def test_replicas_share_load_and_a_killed_service_leaves_no_container():
-    from sandbox.testing import running_server
+    from rlvr.sandbox.testing import running_server
 
     with running_server(size=1) as a, running_server(size=1) as b:
         client = SandboxClient([a, b], timeout_s=60, retries=3, batch_chunk=4)
@@ -121,8 +120,8 @@ def test_replicas_share_load_and_a_killed_service_leaves_no_container():
 
 @pytest.mark.docker
 def test_orphaned_containers_are_reaped_at_start():
-    from sandbox.image import docker_client, image_tag
-    from sandbox.pool import SandboxPool
+    from rlvr.sandbox.image import docker_client, image_tag
+    from rlvr.sandbox.pool import SandboxPool
 
     client = docker_client()
     orphan = client.containers.run(image_tag(), ["sleep", "300"], detach=True, network_mode="none",
@@ -131,7 +130,7 @@ def test_orphaned_containers_are_reaped_at_start():
 
     async def main():
         async with SandboxPool(size=1) as pool:
-            return await pool.execute(__import__("sandbox.schema").schema.ExecuteRequest(**echo_request(3)))
+            return await pool.execute(__import__("rlvr.sandbox.schema").sandbox.schema.ExecuteRequest(**echo_request(3)))
 
     try:
         assert asyncio.run(main())["status"] == "accepted"
@@ -198,7 +197,7 @@ def test_client_fails_over_and_respects_its_deadline(sandbox_url):
 # ---------------------------------------------------------------------------------------------- image
 
 def test_image_tag_is_a_content_hash():
-    from sandbox.image import SPEC, image_tag, mmdebstrap_command
+    from rlvr.sandbox.image import SPEC, image_tag, mmdebstrap_command
 
     assert image_tag() == image_tag(dict(SPEC))
     assert re.fullmatch(r"rlvr-sandbox:[0-9a-f]{16}", image_tag())
@@ -209,7 +208,7 @@ def test_image_tag_is_a_content_hash():
 
 @pytest.mark.docker
 def test_build_image_is_idempotent_via_cli():
-    from sandbox.image import image_tag
+    from rlvr.sandbox.image import image_tag
 
     env = dict(os.environ)
     t0 = time.monotonic()
@@ -233,8 +232,8 @@ def test_no_docker_engine_gives_a_clear_error():
 
 @pytest.mark.docker
 def test_containers_are_recycled_and_admission_is_bounded():
-    from sandbox.pool import Overloaded, SandboxPool
-    from sandbox.schema import ExecuteRequest
+    from rlvr.sandbox.pool import Overloaded, SandboxPool
+    from rlvr.sandbox.schema import ExecuteRequest
 
     slow = ExecuteRequest(language="python", code="import time\ntime.sleep(1)", time_limit_s=2)
 
@@ -260,7 +259,7 @@ def test_containers_are_recycled_and_admission_is_bounded():
 
 
 def test_sandbox_or_local_prefers_given_urls_then_the_environment(monkeypatch):
-    from sandbox.testing import sandbox_or_local
+    from rlvr.sandbox.testing import sandbox_or_local
 
     said = []
     monkeypatch.setenv("RLVR_SANDBOX_URLS", "http://a:1,http://b:2")
@@ -273,7 +272,7 @@ def test_sandbox_or_local_prefers_given_urls_then_the_environment(monkeypatch):
 
 @pytest.mark.docker
 def test_sandbox_or_local_starts_a_service_for_the_block(monkeypatch):
-    from sandbox.testing import sandbox_or_local
+    from rlvr.sandbox.testing import sandbox_or_local
 
     monkeypatch.delenv("RLVR_SANDBOX_URLS", raising=False)
     said = []

@@ -6,9 +6,8 @@ import base64
 import math
 
 import pytest
-
-from sandbox.candidate import EncodeError, decode_value, encode_value, json_to_tagged
-from sandbox.verdict import Status, classify, outputs_match, overall_status, values_equal
+from rlvr.sandbox.candidate import EncodeError, decode_value, encode_value, json_to_tagged
+from rlvr.sandbox.verdict import Status, classify, outputs_match, overall_status, values_equal
 
 
 def b64(s: bytes) -> str:

@@ -1,24 +1,19 @@
-"""Held-out evaluation logic: code extraction, left padding, scoring, and the CLI's errors."""
+"""Held-out evaluation: left padding, scoring through the sandbox, and the CLI's errors."""
 
 from __future__ import annotations
 
 import json
 from types import SimpleNamespace
 
+import pytest
 import torch
+from rlvr.rewards import registry
 from typer.testing import CliRunner
 
 from rlvr.batch import pad_left
-from rlvr.world.evaluate import evaluate, extract_code, read_rows
+from rlvr.world.evaluate import WORLD_VERIFIER, evaluate, read_rows
 from rlvr.world.tasks import generate_tasks, to_corpus_text, to_rl_row
 from rlvr.world.tokenizer import train_bpe_tokenizer
-
-
-def test_extract_code():
-    assert extract_code("def f():\n    return 1\n<|endoftext|><|endoftext|>") == "def f():\n    return 1\n"
-    assert extract_code("Sure:\n```python\ndef f():\n    return 2\n```\nDone") == "def f():\n    return 2\n"
-    assert extract_code("```\nx = 1\n") == "x = 1\n"  # unterminated fence (canvas ran out)
-    assert extract_code("a<|im_end|>b") == "a\n"
 
 
 def test_pad_left():
@@ -39,26 +34,34 @@ class ScriptedModel:
     def eval(self):
         return self
 
-    def generate(self, input_ids, attention_mask, max_new_tokens, **kw):
-        rows = []
-        for r in range(input_ids.shape[0]):
-            ans = self.tokenizer(self.answers[self.calls + r], add_special_tokens=False)["input_ids"]
-            ans = (ans + [self.tokenizer.eos_token_id] * max_new_tokens)[:max_new_tokens]
-            rows.append(torch.cat([input_ids[r], torch.tensor(ans)]))
-        self.calls += input_ids.shape[0]
-        assert attention_mask.shape == input_ids.shape and kw["steps"] == max_new_tokens
-        return SimpleNamespace(sequences=torch.stack(rows))
+
+def scripted_generate(model, input_ids, attention_mask, max_new_tokens, **kw):
+    rows = []
+    for r in range(input_ids.shape[0]):
+        ans = model.tokenizer(model.answers[model.calls + r], add_special_tokens=False)["input_ids"]
+        ans = (ans + [model.tokenizer.eos_token_id] * max_new_tokens)[:max_new_tokens]
+        rows.append(torch.cat([input_ids[r], torch.tensor(ans)]))
+    model.calls += input_ids.shape[0]
+    assert attention_mask.shape == input_ids.shape and kw["steps"] == max_new_tokens
+    return SimpleNamespace(sequences=torch.stack(rows))
 
 
-def test_evaluate_scores_reference_and_wrong_answers():
+@pytest.mark.docker
+def test_evaluate_scores_reference_and_wrong_answers_in_the_sandbox(sandbox_url):
     tasks = generate_tasks(6, "heldout", seed=0)
     tok = train_bpe_tokenizer([to_corpus_text(t) for t in tasks] * 5, vocab_size=400)
     rows = [to_rl_row(t) for t in tasks]
     answers = [t.reference_solution for t in tasks[:4]] + ["def nope(:\n", "def g(x):\n    return None\n"]
-    res = evaluate(ScriptedModel(tok, answers), rows, max_new_tokens=40, batch_size=4, progress=False)
+    kw = {k: v for k, v in WORLD_VERIFIER.items() if k != "name"}
+    verifier = registry.get(WORLD_VERIFIER["name"], urls=[sandbox_url], **kw)
+    res = evaluate(
+        ScriptedModel(tok, answers), rows, verifier, max_new_tokens=40, batch_size=4, progress=False,
+        generate_fn=scripted_generate,
+    )
     assert (res["n"], res["passed"], res["pass@1"]) == (6, 4, 4 / 6)
-    assert res["statuses"] == {"failed": 1, "passed": 4, "syntax_error": 1}
-    assert [s["status"] for s in res["samples"]] == ["passed"] * 4 + ["syntax_error", "failed"]
+    assert res["statuses"] == {"passed": 4, "runtime_error": 1, "wrong_answer": 1}
+    assert [s["status"] for s in res["samples"]] == ["passed"] * 4 + ["runtime_error", "wrong_answer"]
+    assert res["samples"][0]["completion"] == tasks[0].reference_solution
 
 
 def test_read_rows_names_the_bad_line(tmp_path):

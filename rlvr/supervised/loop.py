@@ -6,12 +6,11 @@ A trainer supplies two pure-ish callables:
   (each optimizer step consumes ``grad_accum`` of them); it must be a function of its argument so
   resuming replays the exact batches;
 * ``loss_fn(engine, batch, step, micro)`` -> ``(loss, metrics)``; its randomness must be seeded from
-  ``(step, micro)`` (see :func:`step_generator`) for the same reason.
+  ``(step, micro)`` (see :func:`rlvr.engine.rng.step_generator`) for the same reason.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,21 +18,12 @@ from typing import Any
 
 import torch
 
-from rlvr.training.config import LoopConfig
-from rlvr.training.engine import Engine, latest_tag
-from rlvr.training.metrics import MetricsLog, TrainProgress
+from rlvr.engine.engine import Engine, latest_tag
+from rlvr.logs import Progress
+from rlvr.metrics import MetricsLog
+from rlvr.supervised.config import LoopConfig
 
-__all__ = ["train_loop", "step_seed", "step_generator"]
-
-
-def step_seed(seed: int, *parts: int) -> int:
-    """A 63-bit seed derived from ``(seed, step, micro, rank, ...)``; stable across runs and platforms."""
-    digest = hashlib.sha256(":".join(str(p) for p in (seed, *parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-def step_generator(seed: int, *parts: int, device: str | torch.device = "cpu") -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(step_seed(seed, *parts))
+__all__ = ["train_loop"]
 
 
 def train_loop(
@@ -56,7 +46,7 @@ def train_loop(
     engine.train()
     first_loss = last_loss = None
     t0 = time.time()
-    with TrainProgress(loop.steps, name, start, enabled=loop.progress and is_main) as bar:
+    with Progress(loop.steps, name, start, enabled=loop.progress and is_main) as bar:
         for step in range(start, loop.steps):
             sums: dict[str, float] = {}
             for micro in range(loop.grad_accum):

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rlvr.training.config import ModelSection
+from rlvr.supervised.config import ModelSection
 
 __all__ = ["load_model", "prepare_run"]
 
@@ -50,7 +50,7 @@ def prepare_run(cfg: Any) -> tuple[Any, Any, Any]:
     from pathlib import Path
 
     from rlvr.config import dump_config
-    from rlvr.training.engine import build_ds_config
+    from rlvr.engine.engine import build_ds_config
 
     if cfg.loop.threads:
         torch.set_num_threads(cfg.loop.threads)

@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from rlvr.training.data import CUTOFFS, collate_input_pad, collate_random_with_input_pad, tokenize_sft
+from rlvr.supervised.data import CUTOFFS, collate_input_pad, collate_random_with_input_pad, tokenize_sft
 
 PAD = 0
 BATCH = [

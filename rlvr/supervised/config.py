@@ -1,37 +1,18 @@
-"""Config sections shared by every trainer (pretrain, SFT, and later the GRPO learner)."""
+"""Config sections of the supervised stages (pretraining and SFT): the loop, the model source, the objective."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from rlvr.config import Config
+from rlvr.registry import RegistryName
 
-__all__ = ["OptimConfig", "DeepSpeedSection", "LoopConfig", "ModelSection", "TinyModelInit", "ObjectiveSection"]
+__all__ = ["LoopConfig", "ModelSection", "TinyModelInit", "ObjectiveSection", "Weighting"]
 
-
-class OptimConfig(Config):
-    """AdamW + warmup schedule. Defaults follow Dream-Coder's SFT trainer (sft_trainer.yaml)."""
-
-    lr: float = Field(5e-6, gt=0)  # Dream-Coder SFT lr for 7B; tiny models use ~1e-3
-    betas: tuple[float, float] = (0.9, 0.95)  # reference defaults; beta2 0.95 is steadier for LMs
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.1, ge=0, le=1)  # 10% linear warmup as in the reference
-    schedule: Literal["constant", "cosine", "linear"] = "cosine"  # after warmup
-    min_lr_ratio: float = Field(0.0, ge=0, le=1)  # floor of cosine/linear decay, as a fraction of lr
-    grad_clip: float = Field(1.0, ge=0)  # 0 disables clipping
-
-
-class DeepSpeedSection(Config):
-    """How the model is wrapped by DeepSpeed. Stage 0/1 suit one CPU; stage 3 shards a 7B over GPUs."""
-
-    zero_stage: int = Field(0, ge=0, le=3)
-    bf16: bool = False  # works on CPU and GPU; fp16 is not supported on CPU
-    offload_optimizer: bool = False  # ZeRO-Offload to CPU: needs DeepSpeed's own (JIT-built) CPU Adam
-    gradient_checkpointing: bool = False
-    extra: dict[str, Any] = Field(default_factory=dict)  # merged into the generated DS config (expert knobs)
+# a rlvr.diffusion.noise.WEIGHT_KINDS name: inverse_t | linear | cart | none
+Weighting = Annotated[str, AfterValidator(RegistryName("rlvr.diffusion.noise:WEIGHT_KINDS", "loss weighting"))]
 
 
 class LoopConfig(Config):
@@ -100,20 +81,11 @@ class ModelSection(Config):
 class ObjectiveSection(Config):
     """The weighted masked-diffusion objective shared by pretraining and SFT (defaults: SFT's CART)."""
 
-    weighting: str = "cart"  # a rlvr.diffusion.noise.WEIGHT_KINDS name: inverse_t | linear | cart | none
+    weighting: Weighting = "cart"
     cart_p: float = Field(0.1, gt=0, le=1)  # only used by weighting=cart
     t_min: float = Field(0.0, ge=0, le=1)  # t ~ U(t_min, t_max) per sequence
     t_max: float = Field(1.0, ge=0, le=1)
     normalize: Literal["masked_tokens", "weights", "batch_tokens"] = "masked_tokens"  # sum(w*l)/#masked
-
-    @field_validator("weighting")
-    @classmethod
-    def _known_weighting(cls, v: str) -> str:
-        from rlvr.diffusion.noise import WEIGHT_KINDS
-
-        if v not in WEIGHT_KINDS:
-            raise ValueError(f"{v!r} is not one of {list(WEIGHT_KINDS)}")
-        return v
 
     @model_validator(mode="after")
     def _t_range(self) -> ObjectiveSection:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from rlvr.training.config import ModelSection, TinyModelInit
-from rlvr.training.modeling import load_model
+from rlvr.supervised.config import ModelSection, TinyModelInit
+from rlvr.supervised.modeling import load_model
 from rlvr.world.model import build_tiny_qwen2
 from rlvr.world.tokenizer import train_bpe_tokenizer
 

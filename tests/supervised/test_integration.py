@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rlvr.training.metrics import read_metrics
+from rlvr.metrics import read_metrics
 
 TINY = [
     "model.init.hidden_size=64",

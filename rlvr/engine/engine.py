@@ -1,4 +1,4 @@
-"""A compact DeepSpeed engine wrapper shared by the pretraining, SFT and GRPO trainers.
+"""A compact DeepSpeed engine wrapper shared by pretraining, SFT and the GRPO learner.
 
 ``Engine`` owns: process-group setup (a 1-process gloo group when launched as a plain script), the
 torch AdamW optimizer and LR schedule (a torch optimizer avoids DeepSpeed's JIT-compiled fused Adam),
@@ -9,32 +9,29 @@ bit-exactly where it stopped.
 
 from __future__ import annotations
 
-import math
 import os
-import random
 import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from rlvr.training.config import DeepSpeedSection, OptimConfig
+from rlvr.engine.config import DeepSpeedSection, OptimConfig
+from rlvr.engine.rng import rng_state, set_rng_state
 
 __all__ = [
     "Engine",
     "init_distributed",
     "build_ds_config",
-    "lr_lambda",
-    "rng_state",
-    "set_rng_state",
+    "lr_schedule",
     "latest_tag",
+    "free_port",
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -54,7 +51,7 @@ def init_distributed() -> None:
     os.environ.setdefault("LOCAL_RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import deepspeed
@@ -92,37 +89,27 @@ def build_ds_config(
     return cfg
 
 
-def lr_lambda(step: int, total: int, warmup_ratio: float, schedule: str, min_lr_ratio: float = 0.0) -> float:
-    """LR multiplier at optimizer step ``step`` (0-based): linear warmup, then constant/cosine/linear decay."""
-    warmup = int(round(warmup_ratio * total))
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    if schedule == "cosine":
-        decay = 0.5 * (1.0 + math.cos(math.pi * progress))
-    elif schedule == "linear":
-        decay = 1.0 - progress
-    else:
-        raise ValueError(f"unknown lr schedule {schedule!r}; choose constant, cosine or linear")
-    return min_lr_ratio + (1.0 - min_lr_ratio) * decay
+def lr_schedule(optimizer: Any, optim: OptimConfig, total_steps: int) -> Any:
+    """The LR schedule of ``optim`` over ``total_steps`` optimizer steps, from ``transformers``: linear
+    warmup over ``warmup_ratio`` of the steps, then constant, or a cosine / linear decay to
+    ``min_lr_ratio * lr`` (transformers' warmup-stable-decay schedule with no stable phase; its warmup
+    starts at ``min_lr_ratio * lr``)."""
+    from transformers import get_scheduler
 
-
-def rng_state() -> dict[str, Any]:
-    """Every RNG a training step may touch (python, numpy, torch CPU, CUDA when present)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    warmup = int(round(optim.warmup_ratio * total_steps))
+    if optim.schedule == "constant":
+        return get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup)
+    return get_scheduler(
+        "warmup_stable_decay",
+        optimizer,
+        num_warmup_steps=warmup,
+        scheduler_specific_kwargs={
+            "num_stable_steps": 0,
+            "num_decay_steps": max(1, total_steps - warmup),
+            "decay_type": optim.schedule,
+            "min_lr_ratio": optim.min_lr_ratio,
+        },
+    )
 
 
 def latest_tag(ckpt_dir: str | Path) -> str | None:
@@ -174,9 +161,7 @@ class Engine:
         # A callable: DeepSpeed builds the schedule on ITS optimizer, whose param groups can differ
         # from ours (ZeRO-3 drops groups that are empty on a rank).
         def sched(ds_opt: Any) -> Any:
-            return torch.optim.lr_scheduler.LambdaLR(
-                ds_opt, lambda s: lr_lambda(s, total_steps, optim.warmup_ratio, optim.schedule, optim.min_lr_ratio)
-            )
+            return lr_schedule(ds_opt, optim, total_steps)
 
         self.ds, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=opt, lr_scheduler=sched, config=self.ds_config

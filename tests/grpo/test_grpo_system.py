@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from rlvr.config import load_config
-from rlvr.trainer.config import GRPOConfig
-from rlvr.trainer.controller import Controller, StepHooks
-from tests.trainer.conftest import grpo_overrides
+from rlvr.grpo.config import GRPOConfig
+from rlvr.grpo.controller import Controller, StepHooks
+from tests.grpo.conftest import grpo_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -119,9 +119,29 @@ def test_killed_controller_resumes_at_the_saved_step_and_data_position(grpo_worl
     assert [r["step"] for r in rows] == [1, 2, 3]
     ref, got = _completions(tmp_path / "ref"), _completions(tmp_path / "run")
     # same prompts, same seeds, same weights => the resumed step 3 equals the uninterrupted one
-    last = lambda rs: [(r["prompt"], r["completion"], r["seed"], r["reward"]) for r in rs if r["step"] == 2]  # noqa: E731
-    assert last(got) == last(ref)
+    last = lambda rs: [(r["prompt"], r["completion"], r["seed"], r["reward"]) for r in rs if r["step"] == 3]  # noqa: E731
+    assert last(got) == last(ref) and len(last(got)) == 8
+    assert [r["step"] for r in got] == [1] * 8 + [2] * 8 + [3] * 8  # nothing logged twice
     assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["step"] == 3
+
+
+def test_steps_redone_after_resume_are_not_logged_twice(grpo_world, tmp_path):
+    """save_every=2: killed after step 3 (checkpoint at 2), the resumed run redoes step 3; metrics and
+    completions hold each step once."""
+    cfg = load_config(
+        GRPOConfig,
+        None,
+        grpo_overrides(grpo_world, tmp_path / "run", **{"trainer.total_steps": 4, "trainer.save_every": 2}),
+    )
+    with pytest.raises(KeyboardInterrupt), Controller(cfg, hooks=_StopAfter(3)) as c:
+        c.run()
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["step"] == 2
+    assert [r["step"] for r in _metrics(tmp_path / "run")] == [1, 2, 3]  # step 3 ran, unsaved
+    with Controller(cfg) as c:
+        assert c.step == 2
+        c.run()
+    assert [r["step"] for r in _metrics(tmp_path / "run")] == [1, 2, 3, 4]
+    assert [r["step"] for r in _completions(tmp_path / "run")] == [1] * 8 + [2] * 8 + [3] * 8 + [4] * 8
 
 
 class _KillWorker(StepHooks):
@@ -178,3 +198,35 @@ def test_one_step_off_policy_overlap_generates_with_the_previous_weights(grpo_wo
         "epoch": 0,
         "position": 6,
     }
+
+
+def test_refill_generates_new_prompt_groups_until_the_step_is_informative(grpo_world, tmp_path):
+    """DAPO dynamic sampling in a real run: extra rounds of new prompts until 2 informative groups."""
+    cfg = load_config(
+        GRPOConfig,
+        None,
+        grpo_overrides(
+            grpo_world,
+            tmp_path / "run",
+            **{
+                "reward.verifier": "test_every_third_prompt",
+                "reward.overlong": "score",  # the random model never writes EOS: score its canvases
+                "algo.zero_advantage": "refill",
+                "algo.refill_max_rounds": 4,
+                "trainer.total_steps": 2,
+                "data.heldout": "null",
+            },
+        ),
+    )
+    with Controller(cfg) as c:
+        c.run()
+    rows, done = _metrics(tmp_path / "run"), _completions(tmp_path / "run")
+    for step, r in enumerate(rows, 1):
+        generated = [x for x in done if x["step"] == step]
+        # every round draws 2 new prompts of 4 samples; the rounds stop once 2 groups are informative
+        assert len(generated) == 8 * (1 + r["batch/refill_rounds"]) == 4 * (2 + r["batch/refill_groups"])
+        trained = [x for x in generated if x["advantage"] is not None]
+        assert r["batch/refill_short"] == 0 and r["batch/num_kept"] == 2 and len(trained) == 8
+        for g in range(0, len(trained), 4):  # each trained group has mixed rewards
+            assert len({x["reward"] for x in trained[g : g + 4]}) == 2
+    assert sum(r["batch/refill_rounds"] for r in rows) >= 1

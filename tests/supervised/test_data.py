@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from rlvr.recipes.sft import sample_indices
 
-from recipes.sft import sample_indices
-from rlvr.training.data import pack_blocks, pretrain_blocks
+from rlvr.supervised.data import pack_blocks, pretrain_blocks
 
 
 def test_pack_blocks_appends_eos_and_drops_the_tail():

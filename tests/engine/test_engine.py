@@ -9,19 +9,38 @@ import torch
 
 from rlvr.diffusion import DiffusionLM
 from rlvr.diffusion.noise import diffusion_loss, q_sample, weights_for
-from rlvr.training.config import DeepSpeedSection, LoopConfig, OptimConfig
-from rlvr.training.engine import Engine, build_ds_config, lr_lambda
-from rlvr.training.loop import step_generator, train_loop
+from rlvr.engine.config import DeepSpeedSection, OptimConfig
+from rlvr.engine.engine import Engine, build_ds_config, lr_schedule
+from rlvr.engine.rng import step_generator
+from rlvr.supervised.config import LoopConfig
+from rlvr.supervised.loop import train_loop
 from tests.conftest import make_tiny_qwen
 
 
-def test_lr_lambda_warmup_then_decay():
-    assert [lr_lambda(s, 10, 0.2, "constant") for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 1.0]
-    assert [lr_lambda(s, 10, 0.2, "linear") for s in (2, 6, 10)] == [1.0, 0.5, 0.0]
-    assert lr_lambda(6, 10, 0.2, "cosine") == pytest.approx(0.5)
-    assert lr_lambda(10, 10, 0.0, "cosine", min_lr_ratio=0.1) == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="'step'"):
-        lr_lambda(5, 10, 0.0, "step")
+def _lrs(schedule: str, total: int, warmup_ratio: float, min_lr_ratio: float = 0.0) -> list[float]:
+    """The lr of every optimizer step 0..total under ``lr_schedule`` (base lr 1)."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = lr_schedule(opt, OptimConfig(lr=1.0, warmup_ratio=warmup_ratio, schedule=schedule,
+                                         min_lr_ratio=min_lr_ratio), total)
+    out = []
+    for _ in range(total + 1):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_lr_schedule_is_transformers_warmup_then_decay():
+    # 10 steps, 2 of linear warmup from 0, then flat / linear / cosine down to the floor
+    assert _lrs("constant", 10, 0.2) == pytest.approx([0.0, 0.5] + [1.0] * 9)
+    assert _lrs("linear", 10, 0.2) == pytest.approx([0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0])
+    cos = _lrs("cosine", 10, 0.2)
+    assert cos[2] == pytest.approx(1.0) and cos[6] == pytest.approx(0.5) and cos[10] == pytest.approx(0.0)
+    # a floor of 10%: warmup starts there (transformers' warmup-stable-decay) and the decay ends there
+    floored = _lrs("cosine", 10, 0.2, min_lr_ratio=0.1)
+    assert floored[0] == pytest.approx(0.1) and floored[6] == pytest.approx(0.55) and floored[10] == pytest.approx(0.1)
+    assert _lrs("constant", 4, 0.0) == pytest.approx([1.0] * 5)  # the GRPO learner: constant, no warmup
 
 
 def test_build_ds_config():
