@@ -45,6 +45,7 @@ def serve(
     from rlvr.sandbox.server import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("rlvr").setLevel(log_level.upper())  # the service's own loggers (rlvr.sandbox.*)
     try:
         fields = json.loads(pool_json) if pool_json else {}
         if not isinstance(fields, dict):
