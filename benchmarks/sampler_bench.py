@@ -241,16 +241,15 @@ def quality(
     threads: int = 1,
 ) -> None:
     """Held-out pass@1 (greedy) and tokens/s of a trained model under each configuration."""
-    from rlvr.rewards import registry
     from rlvr.sandbox.testing import sandbox_or_local
 
     from rlvr.diffusion import DiffusionLM
-    from rlvr.world.evaluate import WORLD_VERIFIER, evaluate, read_rows
+    from rlvr.world.evaluate import evaluate, read_rows, world_verifier
 
     torch.set_num_threads(threads)
     stack = contextlib.ExitStack()
     urls = stack.enter_context(sandbox_or_local())
-    verifier = registry.get(WORLD_VERIFIER["name"], urls=urls, **{k: v for k, v in WORLD_VERIFIER.items() if k != "name"})
+    verifier = world_verifier(urls)
     if not (model / "config.json").is_file():
         raise typer.BadParameter(f"--model {str(model)!r} is not a model folder (no config.json)")
     dlm = DiffusionLM.from_pretrained(model)

@@ -75,9 +75,10 @@ class Controller:
         # 2. DAPO refill: new prompt groups until the step holds enough informative ones
         refilled: dict[str, float] = {}
         if cfg.algo.zero_advantage == "refill":
-            more = lambda _round: self.rollouts.run(  # noqa: E731
-                self.train_prompts, self.train_prompts.next_batch(per_step), step, n
-            )
+
+            def more(_round: int):
+                return self.rollouts.run(self.train_prompts, self.train_prompts.next_batch(per_step), step, n)
+
             scored, refilled = refill(scored, per_step, more, cfg.algo.refill_max_rounds, self.pad_id)
         self._cursor = self.train_prompts.state_dict()  # where a checkpoint after this step resumes
         # 3. one-step off-policy: the next step generates now, with the weights this step trains from
@@ -121,7 +122,7 @@ class Controller:
         else:
             before = self.evaluate("before RL") if self.evaluate else None
             before_path.write_text(json.dumps(before))
-        with Progress(t.total_steps, "GRPO", start=self.step) as bar:
+        with Progress(t.total_steps, "GRPO", start=self.step, logger=log) as bar:
             while self.step < t.total_steps:
                 metrics = self.train_step()
                 if self.evaluate and t.eval_every and self.step % t.eval_every == 0 and self.step < t.total_steps:

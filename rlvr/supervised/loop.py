@@ -11,6 +11,7 @@ A trainer supplies two pure-ish callables:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from rlvr.metrics import MetricsLog
 from rlvr.supervised.config import LoopConfig
 
 __all__ = ["train_loop"]
+
+log = logging.getLogger(__name__)
 
 
 def train_loop(
@@ -46,7 +49,7 @@ def train_loop(
     engine.train()
     first_loss = last_loss = None
     t0 = time.time()
-    with Progress(loop.steps, name, start, enabled=loop.progress and is_main) as bar:
+    with Progress(loop.steps, name, start, enabled=loop.progress and is_main, logger=log) as bar:
         for step in range(start, loop.steps):
             sums: dict[str, float] = {}
             for micro in range(loop.grad_accum):

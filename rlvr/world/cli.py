@@ -113,9 +113,8 @@ def eval_cmd(
     import torch
 
     from rlvr.diffusion import DiffusionLM
-    from rlvr.rewards import registry
     from rlvr.sandbox.testing import sandbox_or_local
-    from rlvr.world.evaluate import WORLD_VERIFIER, evaluate, read_rows
+    from rlvr.world.evaluate import evaluate, read_rows, world_verifier
 
     if threads:
         torch.set_num_threads(threads)
@@ -131,9 +130,8 @@ def eval_cmd(
     dlm = DiffusionLM.from_pretrained(model)
     if dlm.tokenizer is None:
         _fail(f"--model {str(model)!r} has no tokenizer files")
-    kw = {k: v for k, v in WORLD_VERIFIER.items() if k != "name"}
     with sandbox_or_local(announce=logging.getLogger(__name__).info) as urls:
-        verifier = registry.get(WORLD_VERIFIER["name"], urls=urls, time_limit_s=timeout, **kw)
+        verifier = world_verifier(urls, time_limit_s=timeout)
         res = evaluate(
             dlm,
             rows,

@@ -14,10 +14,15 @@ import torch
 from rlvr.algos import response_lengths
 from rlvr.batch import pad_left
 
-__all__ = ["read_rows", "evaluate", "WORLD_VERIFIER"]
+__all__ = ["read_rows", "evaluate", "world_verifier"]
 
-# how the tiny world is scored: every hidden assert must pass; its answers are bare code, no fence
-WORLD_VERIFIER = {"name": "code_tests", "mode": "binary", "allow_unfenced": True}
+
+def world_verifier(urls: list[str], **overrides: Any) -> Any:
+    """How the tiny world is scored: ``code_tests`` in the sandbox service at ``urls``, reward 1 when every
+    hidden assert passes; the world's answers are bare code, so no fence is required."""
+    from rlvr.rewards import registry
+
+    return registry.get("code_tests", urls=urls, **{"mode": "binary", "allow_unfenced": True, **overrides})
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -52,7 +57,7 @@ def evaluate(
     **gen_kwargs: Any,
 ) -> dict[str, Any]:
     """pass@1 (one sample per task) of ``model`` (a DiffusionLM with its tokenizer) on ``rows``, scored by
-    ``verifier`` (see :data:`WORLD_VERIFIER`). ``generate_fn`` defaults to :func:`rlvr.diffusion.generate`."""
+    ``verifier`` (see :func:`world_verifier`). ``generate_fn`` defaults to :func:`rlvr.diffusion.generate`."""
     from rlvr.logs import Progress
     from rlvr.rewards import OverlongPolicy, Sample, score_sync
 

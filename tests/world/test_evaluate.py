@@ -7,11 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from rlvr.rewards import registry
 from typer.testing import CliRunner
 
 from rlvr.batch import pad_left
-from rlvr.world.evaluate import WORLD_VERIFIER, evaluate, read_rows
+from rlvr.world.evaluate import evaluate, read_rows, world_verifier
 from rlvr.world.tasks import generate_tasks, to_corpus_text, to_rl_row
 from rlvr.world.tokenizer import train_bpe_tokenizer
 
@@ -52,8 +51,7 @@ def test_evaluate_scores_reference_and_wrong_answers_in_the_sandbox(sandbox_url)
     tok = train_bpe_tokenizer([to_corpus_text(t) for t in tasks] * 5, vocab_size=400)
     rows = [to_rl_row(t) for t in tasks]
     answers = [t.reference_solution for t in tasks[:4]] + ["def nope(:\n", "def g(x):\n    return None\n"]
-    kw = {k: v for k, v in WORLD_VERIFIER.items() if k != "name"}
-    verifier = registry.get(WORLD_VERIFIER["name"], urls=[sandbox_url], **kw)
+    verifier = world_verifier([sandbox_url])
     res = evaluate(
         ScriptedModel(tok, answers), rows, verifier, max_new_tokens=40, batch_size=4, progress=False,
         generate_fn=scripted_generate,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rlvr.rewards import Sample, registry, score_sync
+from rlvr.rewards import Sample, score_sync
 
-from rlvr.world.evaluate import WORLD_VERIFIER
+from rlvr.world.evaluate import world_verifier
 from rlvr.world.tasks import (
     TEMPLATES,
     combo_key,
@@ -104,8 +104,7 @@ def test_unknown_template_and_split_are_named():
 
 def _score(sandbox_url, pairs):
     """Reward and reason of each (solution, task) pair, scored as the world scores: in the sandbox."""
-    kw = {k: v for k, v in WORLD_VERIFIER.items() if k != "name"}
-    verifier = registry.get(WORLD_VERIFIER["name"], urls=[sandbox_url], **kw)
+    verifier = world_verifier([sandbox_url])
     out = score_sync(verifier, [Sample(to_rl_row(t), code) for code, t in pairs], deadline_s=120)
     return [(r.reward, r.reason) for r in out]
 
