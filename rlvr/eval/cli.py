@@ -19,12 +19,17 @@ console = Console()
 def run(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. model.path=runs/sft n=10 ks=[1,5]")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Check config, model folder, dataset and sandbox URLs; print the resolved config; start nothing.")] = False,
 ) -> None:
     """Sample n completions per problem, score them in the sandbox, write problems.jsonl, summary.json, passk.png."""
+    import yaml
+
     from rlvr.cli import fail
     from rlvr.config import ConfigError, load_config
     from rlvr.eval.harness import EvalConfig, run_eval
+    from rlvr.eval.harness import check as preflight
     from rlvr.logs import progress_tasks
+    from rlvr.preflight import PreflightError
     from rlvr.rewards.registry import SANDBOX_VERIFIERS
     from rlvr.sandbox.testing import sandbox_or_local
 
@@ -32,6 +37,13 @@ def run(
         cfg = load_config(EvalConfig, config, overrides or [])
     except ConfigError as exc:
         fail(str(exc))
+    problems = preflight(cfg)
+    if check:
+        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
+    if problems:
+        fail(str(PreflightError(problems)))
+    if check:
+        return
     try:
         with progress_tasks() as task, contextlib.ExitStack() as stack:
             if cfg.verifier in SANDBOX_VERIFIERS:  # a local service unless one is configured

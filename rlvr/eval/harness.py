@@ -25,7 +25,7 @@ from rlvr.config import Config
 from rlvr.registry import RegistryName
 from rlvr.rollout.config import SamplerCfg
 
-__all__ = ["EvalConfig", "GENERATORS", "Completion", "run_eval", "score_problems", "load_eval_rows"]
+__all__ = ["EvalConfig", "GENERATORS", "Completion", "check", "run_eval", "score_problems", "load_eval_rows"]
 
 
 class ModelCfg(Config):
@@ -279,6 +279,18 @@ def plot(records: list[dict[str, Any]], summary: dict[str, Any], ks: list[int], 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def check(cfg: EvalConfig) -> list[Any]:
+    """What ``rlvr eval run`` needs that can be checked before sampling (see :mod:`rlvr.preflight`)."""
+    from rlvr.preflight import Problem, model_folder, prompt_rows, sandbox_urls
+
+    problems: list[Problem] = []
+    if cfg.model.kind != "reference":
+        problems += model_folder("model.path", cfg.model.path, need_tokenizer=cfg.model.kind == "diffusion")
+    if cfg.dataset != "humaneval":
+        problems += prompt_rows("dataset", cfg.dataset)
+    return problems + sandbox_urls("sandbox_urls", cfg.sandbox_urls)
 
 
 def run_eval(cfg: EvalConfig, verifier: Any = None, progress: Any = None) -> dict[str, Any]:

@@ -101,3 +101,19 @@ def test_tiny_models_end_to_end(kind, tiny_checkpoints, tmp_path):
     assert [json.loads(x)["id"] for x in lines] == ["unit:0", "unit:1"]
     assert all(len(json.loads(x)["samples"]) == 3 for x in lines)
     assert (tmp_path / "ev" / "passk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_run_checks_before_any_work(tmp_path):
+    """A missing model folder or dataset is one line naming its key, before a sandbox or model starts."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from rlvr.cli import app
+
+    res = CliRunner().invoke(app, ["eval", "run", f"model.path={tmp_path / 'm'}", f"dataset={tmp_path / 'd.jsonl'}"])
+    assert res.exit_code == 2
+    assert f"model.path='{tmp_path / 'm'}': does not exist" in res.stderr
+    assert f"dataset='{tmp_path / 'd.jsonl'}': does not exist" in res.stderr
+    res = CliRunner().invoke(app, ["eval", "run", "--check", "model.kind=reference", "n=2", "ks=[1,2]"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load(res.stdout)["ks"] == [1, 2]
