@@ -101,6 +101,30 @@ def train(config: ConfigArg = None, overrides: OverridesArg = None, check: Check
     run_recipe("rlvr.recipes.grpo", config, overrides, check)
 
 
+@app.command()
+def convert(
+    src: Annotated[Path, typer.Argument(help="A checkpoint folder (Qwen2, rlvr's own, or Dream-family).")],
+    dst: Annotated[Path, typer.Argument(help="The new folder (must not exist or be empty).")],
+    to: Annotated[str, typer.Option("--to", help="Format to write: dream or qwen2.")],
+    code_from: Annotated[
+        Path | None,
+        typer.Option(help="A released Dream folder to copy configuration_dream.py / modeling_dream.py from."),
+    ] = None,
+) -> None:
+    """Rewrite a checkpoint as a Dream-format folder (for Dream's tooling) or a plain Qwen2 one."""
+    from rlvr.diffusion.checkpoints import FORMATS, UnsupportedCheckpoint
+    from rlvr.diffusion.checkpoints import convert as run_convert
+
+    fmt = {k.lower(): k for k in FORMATS}.get(to.lower())
+    if fmt is None:
+        fail(f"--to {to!r}: choose one of {sorted(k.lower() for k in FORMATS)}")
+    try:
+        out = run_convert(src, dst, fmt, code_from=code_from)
+    except (FileNotFoundError, FileExistsError, UnsupportedCheckpoint, ValueError) as exc:
+        fail(str(exc))
+    err.print(f"wrote {fmt} checkpoint {out}", highlight=False)
+
+
 def _register_subapps() -> None:
     """Attach the sub-apps; each lives next to the code it drives (heavy imports stay inside commands)."""
     import importlib

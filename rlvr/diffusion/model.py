@@ -45,19 +45,12 @@ def shift_logits(logits: torch.Tensor) -> torch.Tensor:
 def load_hf_checkpoint(
     path: str | Path, torch_dtype: torch.dtype | str | None = None, **hf_kwargs: Any
 ) -> tuple[nn.Module, Any]:
-    """A Hugging Face causal-LM folder -> ``(model, tokenizer or None)``; the one loader behind
-    :meth:`DiffusionLM.from_pretrained` and the AR baseline's ``ARPolicy.from_pretrained``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """A checkpoint folder -> ``(causal LM, tokenizer or None)``; the one loader behind
+    :meth:`DiffusionLM.from_pretrained` and the AR baseline's ``ARPolicy.from_pretrained``. Plain Qwen2
+    and Dream-family folders, never running a folder's remote code (:mod:`rlvr.diffusion.checkpoints`)."""
+    from rlvr.diffusion.checkpoints import load_causal_lm
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{str(path)!r} is not a Hugging Face checkpoint folder (no config.json)")
-    kw = dict(hf_kwargs)
-    if torch_dtype is not None:
-        kw["dtype"] = torch_dtype
-    model = AutoModelForCausalLM.from_pretrained(str(path), **kw)
-    tokenizer = AutoTokenizer.from_pretrained(str(path)) if (path / "tokenizer_config.json").is_file() else None
-    return model, tokenizer
+    return load_causal_lm(path, torch_dtype, **hf_kwargs)
 
 
 def _embedding_rows(model: nn.Module) -> int:

@@ -164,8 +164,7 @@ class Controller:
         self._stack.close()
 
     def _setup(self) -> None:
-        from transformers import AutoConfig, AutoTokenizer
-
+        from rlvr.diffusion.checkpoints import load_config, load_tokenizer
         from rlvr.grpo.actors import start_actors
         from rlvr.grpo.evaluation import HeldoutEval
         from rlvr.grpo.rollout import Rollouts
@@ -176,8 +175,8 @@ class Controller:
         self.out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, self.out / "config.yaml")
         model_dir = Path(cfg.model.path)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        hf_cfg = AutoConfig.from_pretrained(str(model_dir))
+        self.tokenizer = load_tokenizer(model_dir)
+        hf_cfg = load_config(model_dir)
         eos = hf_cfg.eos_token_id[0] if isinstance(hf_cfg.eos_token_id, list) else hf_cfg.eos_token_id
         self.eos_id = eos
         self.pad_id = hf_cfg.pad_token_id if hf_cfg.pad_token_id is not None else eos

@@ -140,9 +140,9 @@ class LearnerRank:
     def save_hf(self, out_dir: str, tokenizer_from: str | None = None) -> None:
         self.engine.save_hf(out_dir)
         if self.rank == 0 and tokenizer_from and (Path(tokenizer_from) / "tokenizer_config.json").is_file():
-            from transformers import AutoTokenizer
+            from rlvr.diffusion.checkpoints import load_tokenizer
 
-            AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(out_dir)
+            load_tokenizer(tokenizer_from).save_pretrained(out_dir)
 
 
 # model.kind -> the policy wrapper whose ``forward`` gives aligned logits ("module:class", imported on use)

@@ -69,10 +69,15 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
 
     if str(name_or_path) == "qwen":
         return _finish(AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir())))
+    from rlvr.diffusion.checkpoints import load_tokenizer as folder_tokenizer
+
     path = Path(name_or_path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer {str(path)!r}: not 'qwen' and not a folder")
-    return _finish(AutoTokenizer.from_pretrained(str(path)))
+    tok = folder_tokenizer(path)  # a Dream folder's remote-code tokenizer is read as Qwen2's, never run
+    if tok is None:
+        raise FileNotFoundError(f"tokenizer {str(path)!r}: the folder has no tokenizer_config.json")
+    return _finish(tok)
 
 
 def train_bpe_tokenizer(
