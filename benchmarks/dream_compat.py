@@ -49,7 +49,7 @@ def main(
     import torch
 
     from rlvr.diffusion import DiffusionLM
-    from rlvr.diffusion.checkpoints import convert
+    from rlvr.diffusion.convert import convert
     from rlvr.world.model import build_tiny_qwen2
     from rlvr.world.tokenizer import train_bpe_tokenizer
 

@@ -113,7 +113,7 @@ def convert(
 ) -> None:
     """Rewrite a checkpoint as a Dream-format folder (for Dream's tooling) or a plain Qwen2 one."""
     from rlvr.diffusion.checkpoints import FORMATS, UnsupportedCheckpoint
-    from rlvr.diffusion.checkpoints import convert as run_convert
+    from rlvr.diffusion.convert import convert as run_convert
 
     fmt = {k.lower(): k for k in FORMATS}.get(to.lower())
     if fmt is None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from rlvr.diffusion.model import tail_logits
 from rlvr.diffusion.noise import q_sample, uniform, weights_for
 from rlvr.registry import Registry
 
@@ -43,23 +44,74 @@ __all__ = [
 ]
 
 
+# positions per chunk of the vocabulary-wide log-softmax (x vocabulary x 4 bytes of fp32 at a time)
+LOGSOFTMAX_CHUNK = 256
+
+
+def _picked_logprob(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    logits = logits.float() / temperature
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def _chunks(rows: torch.Tensor, chunk: int):
+    """``(b, start, end)`` spans of at most ``chunk`` positions; ``rows[b, start:end]`` is a view."""
+    for b in range(rows.shape[0]):
+        for s in range(0, rows.shape[1], chunk):
+            yield b, s, min(s + chunk, rows.shape[1])
+
+
+class _ChunkedLogprob(torch.autograd.Function):
+    """``log softmax(x / T)[target]`` over ``[B, R, V]`` logits a chunk of positions at a time, in the
+    forward and in the backward (``dL/dx = g * (onehot - softmax(x / T)) / T``, written chunk by chunk
+    into one gradient tensor): no fp32 copy of the whole logits ever exists and nothing but the logits
+    (alive anyway) is saved for backward."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, temperature, chunk):  # noqa: ANN001 - autograd signature
+        out = torch.empty(targets.shape, dtype=torch.float32, device=logits.device)
+        with torch.no_grad():
+            for b, s, e in _chunks(logits, chunk):
+                out[b, s:e] = _picked_logprob(logits[b, s:e], targets[b, s:e], temperature)
+        ctx.save_for_backward(logits, targets)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: ANN001
+        logits, targets = ctx.saved_tensors
+        grad = torch.empty_like(logits)
+        for b, s, e in _chunks(logits, ctx.chunk):
+            g = grad_out[b, s:e].float()
+            p = torch.softmax(logits[b, s:e].float() / ctx.temperature, dim=-1)
+            part = p.mul_(-g[:, None])
+            part[torch.arange(e - s, device=part.device), targets[b, s:e]] += g
+            grad[b, s:e] = part.div_(ctx.temperature).to(grad.dtype)
+        return grad, None, None, None
+
+
 def token_logprobs(
-    aligned_logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0
+    aligned_logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, chunk: int = LOGSOFTMAX_CHUNK
 ) -> torch.Tensor:
     """``log softmax(logits / temperature)[target]`` per position, float32, shape of ``targets``.
 
     ``aligned_logits[..., i, :]`` must already predict ``targets[..., i]`` (``DiffusionLM.forward``
     output). Dividing by the rollout temperature scores tokens under the distribution they were
-    sampled from (as Dream-Coder does)."""
+    sampled from (as Dream-Coder does).
+
+    Computed ``chunk`` positions at a time in the forward and the backward (:class:`_ChunkedLogprob`), so
+    the fp32 work on the vocabulary (152k x 4 bytes per position at Qwen's) exists for one chunk only.
+    Same values and gradients as the one-shot formula."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 to score tokens, got {temperature}")
     if aligned_logits.shape[:-1] != targets.shape:
         raise ValueError(
             f"logits {tuple(aligned_logits.shape)} do not align with targets {tuple(targets.shape)}"
         )
-    logits = aligned_logits.float() / temperature
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+    if targets.numel() <= chunk:
+        return _picked_logprob(aligned_logits, targets, temperature)
+    rows = aligned_logits if aligned_logits.dim() == 3 else aligned_logits.reshape(-1, *aligned_logits.shape[-2:])
+    tgt = targets if targets.dim() == 2 else targets.reshape(-1, targets.shape[-1])
+    return _ChunkedLogprob.apply(rows, tgt, float(temperature), chunk).view(targets.shape)
 
 
 def token_entropy(aligned_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -349,8 +401,9 @@ def estimate_logprobs(
     temperature: float = 1.0,
     micro_batch_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run ``forward(input_ids, attention_mask)`` (aligned logits, e.g. a ``DiffusionLM``) over the
-    copies and combine them with the copies' estimator.
+    """Run ``forward(input_ids, attention_mask, tail=R)`` (aligned logits, e.g. a
+    ``DiffusionLM``; only the canvas' logits are computed, see :func:`rlvr.diffusion.model.tail_logits`)
+    over the copies and combine them with the copies' estimator.
 
     Returns ``(logp [B, R], weights [B, R], copy_logp [K*B, R])``; gradients flow when ``forward``
     is called outside ``torch.no_grad``. Only the last ``R`` logit columns are kept per micro-batch.
@@ -361,7 +414,7 @@ def estimate_logprobs(
     parts = []
     for s in range(0, n, step):
         am = None if copies.attention_mask is None else copies.attention_mask[s : s + step]
-        logits = forward(copies.input_ids[s : s + step], am)[:, -r:]
+        logits = tail_logits(forward, copies.input_ids[s : s + step], am, r)  # only the canvas' logits
         parts.append(token_logprobs(logits, copies.targets[s : s + step], temperature))
     copy_logp = torch.cat(parts)
     logp, weights = LOGPROB_ESTIMATORS.get(copies.estimator).combine(copies, copy_logp)

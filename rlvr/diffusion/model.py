@@ -28,6 +28,8 @@ __all__ = [
     "MASK_TOKEN",
     "shift_logits",
     "load_hf_checkpoint",
+    "tail_logits",
+    "tail_of",
 ]
 
 MASK_TOKEN = "<|mask|>"  # Dream / Dream-Coder's mask token (id 151666 in the Qwen2.5 vocabulary)
@@ -40,6 +42,22 @@ def shift_logits(logits: torch.Tensor) -> torch.Tensor:
     or padding) keeps ``logits[:, 0]`` so the shape is unchanged. ``logits``: ``[B, N, V]``.
     """
     return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
+def tail_logits(forward: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, k: int) -> torch.Tensor:
+    """Aligned logits of the last ``k`` positions, ``[B, k, V]``, through ``forward(..., tail=k)``: the
+    output head runs on ``k + 1`` positions instead of all ``N``, and no shifted copy is made. At 7B
+    this is the difference between logits for the whole prompt + canvas and for the canvas only
+    (152k x 4 bytes per position in fp32). ``forward`` is a policy's (``DiffusionLM``, ``ARPolicy``)."""
+    return forward(input_ids, attention_mask, tail=k)
+
+
+def tail_of(model: nn.Module, k: int, n: int, **inputs: Any) -> torch.Tensor:
+    """``model(**inputs)``'s AR-style logits turned into aligned logits of the last ``k`` of ``n``
+    positions: logit ``i - 1`` predicts token ``i``, so keep ``k + 1`` and drop the last (a view)."""
+    if k >= n:
+        return shift_logits(model(**inputs).logits)[:, -k:]
+    return model(**inputs, logits_to_keep=k + 1).logits[:, :-1]
 
 
 def load_hf_checkpoint(
@@ -142,6 +160,7 @@ class DiffusionLM(nn.Module):
         *,
         past_key_values: Any = None,
         logits_to_keep: torch.Tensor | None = None,
+        tail: int | None = None,
     ) -> torch.Tensor:
         """Aligned logits ``[B, N, V]``: ``out[:, i]`` is the distribution of token ``i``.
 
@@ -159,6 +178,9 @@ class DiffusionLM(nn.Module):
           shift is then applied over the kept positions, so for positions contiguous in each row
           ``out[:, j]`` (``j >= 1``) predicts the token at ``logits_to_keep[:, j]`` (keep one extra
           leading position).
+
+        ``tail=k``: only the aligned logits of the last ``k`` positions, ``[B, k, V]`` (the loss and the
+        sampler need no others; see :func:`tail_logits`).
         """
         if attention_mask is not None and attention_mask.dim() == 4:
             if position_ids is None:
@@ -178,11 +200,13 @@ class DiffusionLM(nn.Module):
             extra["past_key_values"] = past_key_values
         if logits_to_keep is not None:
             extra["logits_to_keep"] = logits_to_keep
-        out = self.model(
+        inputs = dict(
             input_ids=input_ids,
             attention_mask={"full_attention": mask4d},
             position_ids=position_ids,
             use_cache=False,
             **extra,
         )
-        return shift_logits(out.logits)
+        if tail is not None:
+            return tail_of(self.model, tail, input_ids.shape[1], **inputs)
+        return shift_logits(self.model(**inputs).logits)

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from rlvr.diffusion.cache import WINDOWS, CachedForward, ForwardStats
+from rlvr.diffusion.model import tail_logits
 
 __all__ = [
     "ALGORITHMS",
@@ -348,9 +349,10 @@ def canvas_logits(
 ) -> torch.Tensor:
     """Aligned logits of the canvas positions, ``[B, L, V]``: one full forward over prompt and canvas.
 
-    The uncached reference computation; cached forwards (``rlvr.diffusion.cache``) replace it.
+    The uncached reference computation; cached forwards (``rlvr.diffusion.cache``) replace it. Only the
+    canvas' logits (and the one before, the shift's source) go through the output head.
     """
-    return model(x, attention_mask)[:, -canvas_len:]
+    return tail_logits(model, x, attention_mask, canvas_len)
 
 
 class UncachedForward:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from rlvr.diffusion.attention import position_ids_from_mask
-from rlvr.diffusion.model import load_hf_checkpoint, shift_logits
+from rlvr.diffusion.model import load_hf_checkpoint, shift_logits, tail_of
 
 __all__ = ["ARPolicy", "causal_attention_mask"]
 
@@ -69,18 +69,18 @@ class ARPolicy(nn.Module):
     def config(self) -> Any:
         return self.model.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, tail: int | None = None
+    ) -> torch.Tensor:
         """Aligned logits ``[B, N, V]`` under the causal mask; ``attention_mask`` is a 0/1 ``[B, N]``
-        padding mask (left padding), ``None`` or all ones for none."""
+        padding mask (left padding), ``None`` or all ones for none. ``tail=k``: only the last ``k``
+        positions' (see :func:`rlvr.diffusion.model.tail_logits`)."""
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None
-        if attention_mask is None:
-            out = self.model(input_ids=input_ids, use_cache=False)
-        else:
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask={"full_attention": causal_attention_mask(attention_mask)},
-                position_ids=position_ids_from_mask(attention_mask),
-                use_cache=False,
-            )
-        return shift_logits(out.logits)
+        inputs: dict[str, Any] = {"input_ids": input_ids, "use_cache": False}
+        if attention_mask is not None:
+            inputs["attention_mask"] = {"full_attention": causal_attention_mask(attention_mask)}
+            inputs["position_ids"] = position_ids_from_mask(attention_mask)
+        if tail is not None:
+            return tail_of(self.model, tail, input_ids.shape[1], **inputs)
+        return shift_logits(self.model(**inputs).logits)

@@ -127,8 +127,8 @@ def ppo_update(
                 entropy_needed = algo.entropy_coef > 0
                 logits_cache: list[torch.Tensor] = []
 
-                def fwd(ids, am, _cache=logits_cache, _need=entropy_needed, _r=sub.response_length):
-                    out = forward(ids, am)
+                def fwd(ids, am, _cache=logits_cache, _need=entropy_needed, _r=sub.response_length, **kw):
+                    out = forward(ids, am, **kw)
                     if _need:  # keep the canvas logits for the (optional) entropy term
                         _cache.append(out[:, -_r:])
                     return out

@@ -184,3 +184,46 @@ def test_combine_ignores_minus_infinity_where_a_copy_does_not_score():
     copy_logp = torch.where(c.scored, torch.tensor(-1.5), torch.tensor(-math.inf))
     logp, _ = LOGPROB_ESTIMATORS.get("coupled").combine(c, copy_logp)
     assert torch.equal(logp, torch.where(loss_mask.bool() & (scored[0] | scored[1]), -1.5, 0.0))
+
+
+def test_chunked_log_softmax_equals_the_one_shot_formula_with_its_gradients():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(11, (3, 5))
+    whole = token_logprobs(logits, targets, temperature=0.7, chunk=10**6)
+    (g_whole,) = torch.autograd.grad(whole.sum(), logits)
+    parts = token_logprobs(logits, targets, temperature=0.7, chunk=4)  # 15 positions in 4 checkpointed chunks
+    (g_parts,) = torch.autograd.grad(parts.sum(), logits)
+    assert torch.allclose(parts, whole, atol=1e-12) and torch.allclose(g_parts, g_whole, atol=1e-12)
+    with torch.no_grad():
+        assert torch.allclose(token_logprobs(logits, targets, 0.7, chunk=4), whole, atol=1e-12)
+    # a non-contiguous view (what tail_logits returns) and 2-D input work the same, without copies
+    base = torch.randn(2, 7, 11, dtype=torch.float64, requires_grad=True)
+    view, tg = base[:, :-1], torch.randint(11, (2, 6))
+    (gv,) = torch.autograd.grad(token_logprobs(view, tg, chunk=5).sum(), base)
+    (gw,) = torch.autograd.grad(token_logprobs(view, tg, chunk=10**6).sum(), base)
+    assert torch.allclose(gv, gw, atol=1e-12) and gv[:, -1].abs().sum() == 0
+    assert torch.allclose(token_logprobs(view[0], tg[0], chunk=2), token_logprobs(view[0], tg[0]), atol=1e-12)
+
+
+def test_only_the_canvas_logits_are_computed_and_they_match_the_full_forward(tiny_dlm):
+    from rlvr.diffusion.model import tail_logits
+    from rlvr.learner.ar_policy import ARPolicy
+
+    ids = torch.tensor([[1, 1, 5, 6, 7, 8, 9], [3, 4, 5, 6, 7, 8, 9]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1] * 7])
+    seen = []
+
+    def spy(x, am, **kw):
+        seen.append(kw.get("tail"))
+        return tiny_dlm(x, am, **kw)
+
+    with torch.no_grad():
+        part = tail_logits(spy, ids, mask, 4)
+        full = tiny_dlm(ids, mask)[:, -4:]
+        assert seen == [4] and part.shape == full.shape and torch.allclose(part, full, atol=1e-5)
+        from tests.conftest import make_tiny_qwen
+
+        ar = ARPolicy(make_tiny_qwen())
+        assert torch.allclose(tail_logits(ar.forward, ids, mask, 3), ar(ids, mask)[:, -3:], atol=1e-5)
+        assert torch.equal(tail_logits(tiny_dlm, ids, mask, 7), tiny_dlm(ids, mask))  # k = N: the plain forward

@@ -71,4 +71,5 @@ def test_the_cycle_finder_finds_the_old_diffusion_knot():
     }
     assert _cycle(graph) == ["rlvr.diffusion.cache", "rlvr.diffusion.model", "rlvr.diffusion.sampler", "rlvr.diffusion.cache"]
     model = _graph(_modules())["rlvr.diffusion.model"]
-    assert model == {"rlvr.diffusion.attention"}  # the model needs only the attention helpers
+    # the model needs the attention helpers and the checkpoint reader, never the sampler or its caches
+    assert model == {"rlvr.diffusion.attention", "rlvr.diffusion.checkpoints"}

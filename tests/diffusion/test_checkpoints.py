@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from rlvr.cli import app
 from rlvr.diffusion import DiffusionLM
-from rlvr.diffusion.checkpoints import UnsupportedCheckpoint, convert, load_config
+from rlvr.diffusion.checkpoints import UnsupportedCheckpoint, load_config
+from rlvr.diffusion.convert import convert
 from rlvr.world.model import build_tiny_qwen2
 from rlvr.world.tokenizer import train_bpe_tokenizer
 

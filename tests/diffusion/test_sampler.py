@@ -40,13 +40,13 @@ class TableLM(torch.nn.Module):
         self.mask_token_id = mask_token_id
         self.calls = 0
 
-    def forward(self, x, attention_mask=None):
+    def forward(self, x, attention_mask=None, tail=None):
         self.calls += 1
         B, N = x.shape
         R, L, V = self.table.shape
         out = torch.zeros(B, N, V)
         out[:, N - L :] = self.table.expand(B, L, V) if R == 1 else self.table
-        return out
+        return out[:, -tail:] if tail else out
 
 
 def table_generate(table=TABLE, batch=1, **kw) -> GenerationOutput:
