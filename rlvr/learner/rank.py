@@ -3,7 +3,6 @@ Ray actors (gloo on CPU, NCCL on GPU); every collective method must be called on
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -75,18 +74,19 @@ class LearnerRank:
             self.total_steps,
         )
         keep_alive = None
+        ds_config = build_ds_config(ds, self.cfg.micro_batch_size, n_micro, self.cfg.optim.grad_clip, world_size)
         if ds.zero_stage == 3:  # load HF weights already partitioned
             from transformers.integrations import HfDeepSpeedConfig
 
-            keep_alive = HfDeepSpeedConfig(
-                build_ds_config(ds, self.cfg.micro_batch_size, n_micro, self.cfg.optim.grad_clip, world_size)
-            )
+            keep_alive = HfDeepSpeedConfig(ds_config)
         dtype = torch.bfloat16 if ds.bf16 else torch.float32
         self.policy = _policy_class(self.model_kind).from_pretrained(model_path, torch_dtype=dtype)
         self.policy.model.train()
         self.ref = None
-        if self.algo.kl_coef > 0:
-            self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        if self.algo.kl_coef > 0:  # the starting checkpoint, loaded again (partitioned under ZeRO-3)
+            from rlvr.learner.reference import load_reference
+
+            self.ref = load_reference(_policy_class(self.model_kind), model_path, dtype, ds_config)
         self.engine = Engine(
             self.policy.model,
             self.cfg.optim,
@@ -99,7 +99,15 @@ class LearnerRank:
         self.policy.model = self.engine.module  # the DeepSpeed-managed module (identical object)
 
     def ping(self) -> dict[str, Any]:
-        return {"rank": self.rank, "pid": os.getpid(), "world_size": self.world_size}
+        out: dict[str, Any] = {"rank": self.rank, "pid": os.getpid(), "world_size": self.world_size}
+        if getattr(self, "ref", None) is not None:  # is the reference partitioned (ZeRO-3 shards) or whole?
+            params = list(self.ref.model.parameters())
+            out["reference"] = {
+                "partitioned": all(hasattr(p, "ds_id") for p in params),
+                "local_numel": sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in params),
+                "numel": sum(int(getattr(p, "ds_numel", p.numel())) for p in params),
+            }
+        return out
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: TrainBatch, step: int) -> dict[str, float]:
