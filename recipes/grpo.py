@@ -17,15 +17,16 @@ __all__ = ["CONFIG_CLASS", "check", "main"]
 CONFIG_CLASS = GRPOConfig
 
 
-def check(cfg: GRPOConfig) -> list[Problem]:
+def check(cfg: GRPOConfig, connect: bool = True) -> list[Problem]:
     """Everything :func:`main` needs that can be checked without starting (see :mod:`rlvr.preflight`):
-    the model folder (with its tokenizer), the prompt rows against the schema, the sandbox URLs."""
-    return (
+    the model folder (with its tokenizer), the prompt rows against the schema, and (``connect``, as
+    ``--check`` does) the sandbox URLs; a run instead waits for the replicas (``reward.sandbox_wait_s``)."""
+    problems = (
         model_folder("model.path", cfg.model.path, need_tokenizer=True)
         + prompt_rows("data.train", cfg.data.train)
         + prompt_rows("data.heldout", cfg.data.heldout)
-        + sandbox_urls("reward.sandbox_urls", cfg.reward.sandbox_urls)
     )
+    return problems + (sandbox_urls("reward.sandbox_urls", cfg.reward.sandbox_urls) if connect else [])
 
 
 def main(cfg: GRPOConfig) -> dict:

@@ -76,7 +76,7 @@ def _micro_batches(
         yield torch.tensor(mine, dtype=torch.long)
 
 
-def check(cfg: PretrainConfig) -> list[Problem]:
+def check(cfg: PretrainConfig, connect: bool = True) -> list[Problem]:
     """Everything :func:`main` needs that can be checked without starting (see :mod:`rlvr.preflight`)."""
     problems = local_files("data.files", cfg.data.files) + tokenizer_source("model.tokenizer", cfg.model.tokenizer)
     if cfg.model.path is not None:

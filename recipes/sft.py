@@ -92,7 +92,7 @@ def _micro_batches(
         step += 1
 
 
-def check(cfg: SFTConfig) -> list[Problem]:
+def check(cfg: SFTConfig, connect: bool = True) -> list[Problem]:
     """Everything :func:`main` needs that can be checked without starting (see :mod:`rlvr.preflight`)."""
     problems = local_files("data.files", cfg.data.files) + tokenizer_source("model.tokenizer", cfg.model.tokenizer)
     if cfg.model.path is not None:

@@ -68,7 +68,7 @@ def run_recipe(module: str, config: Path | None, overrides: list[str] | None, ch
         cfg = load_config(mod.CONFIG_CLASS, config, overrides or [])
     except ConfigError as exc:
         fail(str(exc))
-    problems = mod.check(cfg)
+    problems = mod.check(cfg, connect=check)  # a run waits for sandbox replicas instead of failing
     if check:
         typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
         if problems:

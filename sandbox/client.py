@@ -210,3 +210,31 @@ class AsyncSandboxClient:
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+
+def unhealthy(urls: list[str] | str, timeout_s: float = 5.0) -> list[str]:
+    """The URLs whose ``/healthz`` does not answer 200 right now."""
+    bad = []
+    for url in _normalize(urls):
+        try:
+            ok = httpx.get(url + "/healthz", timeout=timeout_s).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if not ok:
+            bad.append(url)
+    return bad
+
+
+def wait_until_healthy(urls: list[str] | str, timeout_s: float, interval_s: float = 2.0, log=None) -> None:
+    """Poll every URL's ``/healthz`` until all answer 200; :class:`SandboxUnavailable` naming the ones
+    that still do not after ``timeout_s``. ``log(message)`` hears about each wait (replicas that start
+    after the driver, as on a fresh KubeRay or SLURM cluster)."""
+    deadline = time.monotonic() + timeout_s
+    bad = unhealthy(urls)
+    while bad:
+        if time.monotonic() >= deadline:
+            raise SandboxUnavailable(f"sandbox replicas not healthy after {timeout_s:g} s: {', '.join(bad)}")
+        if log:
+            log(f"waiting for {len(bad)} sandbox replica(s) to become healthy: {', '.join(bad)}")
+        time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+        bad = unhealthy(bad)

@@ -56,6 +56,9 @@ class RewardCfg(Config):
     verifier: Annotated[str, _name("rlvr.rewards.registry:names", "verifier")] = "code_tests"
     verifier_kwargs: dict[str, Any] = {"mode": "binary"}
     sandbox_urls: list[str] = []  # empty: start a local sandbox server for the run
+    # the controller waits this long for every configured replica's /healthz before the first step
+    # (replicas may start after the driver on a fresh cluster); then it stops, naming the unhealthy ones
+    sandbox_wait_s: float = Field(600.0, ge=0)
     deadline_s: float = Field(120.0, gt=0)  # a sample whose verification overruns gets reward 0
     # a completion that fills the canvas without EOS: "zero" (reward 0, not executed; Dream-Coder's
     # effective behaviour), "score" (execute it anyway) or "soft" (DAPO soft penalty over the last

@@ -35,6 +35,10 @@ class Scorer:
         rc = self.cfg.reward
         try:
             urls = list(rc.sandbox_urls)
+            if urls:  # replicas may still be starting (KubeRay, SLURM): no step before all answer
+                from rlvr.sandbox.client import wait_until_healthy
+
+                wait_until_healthy(urls, rc.sandbox_wait_s, log=log.info)
             if rc.verifier in registry.SANDBOX_VERIFIERS:
                 from rlvr.sandbox.testing import sandbox_or_local
 

@@ -207,6 +207,27 @@ def test_shell_snippets_inside_yaml_and_readme_pass_bash_n():
         _bash_n(s, f"snippet {i}: {s[:80]!r}")
 
 
+def test_launcher_config_passes_rays_validator_and_every_node_type_gets_the_venv():
+    import copy
+
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cfg = prepare_config(copy.deepcopy(_yaml_docs("ray-cluster.yaml")[0]))  # Ray's defaults filled in
+    validate_config(cfg)  # Ray's JSON schema
+    venv = [c for c in cfg["setup_commands"] if ".venv" in c]
+    assert len(venv) == 2  # create .venv, pip install the project
+    for name, node_type in cfg["available_node_types"].items():
+        # what the autoscaler runs on a node of this type: its own list when it has one, else the
+        # global setup_commands + worker_setup_commands (prepare_config merged those)
+        if name == cfg["head_node_type"]:
+            commands = cfg["head_setup_commands"]
+        else:
+            commands = node_type.get("worker_setup_commands", cfg["worker_setup_commands"])
+        assert commands[: len(cfg["setup_commands"])] == cfg["setup_commands"], name
+        image = node_type["node_config"]["ImageId"]
+        assert image.startswith("resolve:ssm:/aws/service/") and "22.04" in image, (name, image)
+
+
 def test_launcher_node_types_and_sandbox_marker():
     cfg = _yaml_docs("ray-cluster.yaml")[0]
     types = cfg["available_node_types"]

@@ -283,3 +283,46 @@ def test_sandbox_or_local_starts_a_service_for_the_block(monkeypatch):
         process = urls[0].process
     assert "RLVR_SANDBOX_URLS" not in os.environ and process.poll() is not None
     assert len(said) == 1 and "starting a local sandbox service" in said[0]
+
+
+def test_wait_until_healthy_waits_for_a_late_replica_and_names_a_dead_one():
+    """The controller's wait before the first step: a replica that comes up late is waited for (real
+    HTTP), one that never does is named after the timeout."""
+    import http.server
+    import socket
+    import threading
+
+    from rlvr.sandbox.client import wait_until_healthy
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    servers = []
+
+    def start() -> None:  # the replica starts listening only after a second
+        servers.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), Healthz))
+        servers[0].serve_forever()
+
+    late = threading.Timer(1.0, start)
+    heard: list[str] = []
+    late.start()
+    try:
+        t0 = time.monotonic()
+        wait_until_healthy([f"http://127.0.0.1:{port}"], timeout_s=30, interval_s=0.2, log=heard.append)
+        assert 0.9 < time.monotonic() - t0 < 30 and heard and f"127.0.0.1:{port}" in heard[0]
+        with pytest.raises(SandboxUnavailable, match=r"not healthy after 0.5 s: http://127.0.0.1:9$"):
+            wait_until_healthy([f"http://127.0.0.1:{port}", "http://127.0.0.1:9"], timeout_s=0.5, interval_s=0.1)
+    finally:
+        late.cancel()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
