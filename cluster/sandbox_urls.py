@@ -50,18 +50,11 @@ def ray_hosts(resource: str, address: str = "auto") -> list[str]:
 
 
 def unhealthy(urls: list[str]) -> list[str]:
-    """The URLs whose ``/healthz`` does not answer ``{"ok": true}`` right now."""
-    import httpx
+    """The URLs whose ``/healthz`` does not answer ``{"ok": true}`` right now (the one check, shared with
+    the controller's wait before its first step and ``rlvr train --check``)."""
+    from rlvr.sandbox.client import unhealthy as check
 
-    bad = []
-    for u in urls:
-        try:
-            ok = httpx.get(u + "/healthz", timeout=5).json().get("ok") is True
-        except (httpx.HTTPError, ValueError):
-            ok = False
-        if not ok:
-            bad.append(u)
-    return bad
+    return check(urls) if urls else []
 
 
 @app.command()

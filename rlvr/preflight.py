@@ -107,16 +107,12 @@ def prompt_rows(key: str, path: str | None) -> list[Problem]:
 
 
 def sandbox_urls(key: str, urls: Iterable[str], timeout_s: float = 5.0) -> list[Problem]:
-    """Every sandbox URL answers ``GET /healthz`` with 200."""
-    import httpx
+    """Every sandbox replica is healthy (:func:`rlvr.sandbox.client.health_problem`)."""
+    from rlvr.sandbox.client import health_problem
 
     out = []
     for i, url in enumerate(urls):
-        try:
-            code = httpx.get(url.rstrip("/") + "/healthz", timeout=timeout_s).status_code
-        except httpx.HTTPError as exc:
-            out.append(Problem(f"{key}[{i}]", url, f"does not answer ({type(exc).__name__})"))
-            continue
-        if code != 200:
-            out.append(Problem(f"{key}[{i}]", url, f"/healthz answered HTTP {code}"))
+        problem = health_problem(url, timeout_s)
+        if problem is not None:
+            out.append(Problem(f"{key}[{i}]", url, problem))
     return out

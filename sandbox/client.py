@@ -212,17 +212,25 @@ class AsyncSandboxClient:
         await self.close()
 
 
+def health_problem(url: str, timeout_s: float = 5.0) -> str | None:
+    """What is wrong with the replica at ``url`` right now, or None when ``/healthz`` answers 200 with
+    ``{"ok": true}`` (at least one warm container)."""
+    try:
+        resp = httpx.get(url.rstrip("/") + "/healthz", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"does not answer ({type(exc).__name__})"
+    if resp.status_code != 200:
+        return f"/healthz answered HTTP {resp.status_code}"
+    try:
+        ok = resp.json().get("ok") is True
+    except (ValueError, AttributeError):
+        ok = False
+    return None if ok else "/healthz does not report ok (no warm container)"
+
+
 def unhealthy(urls: list[str] | str, timeout_s: float = 5.0) -> list[str]:
-    """The URLs whose ``/healthz`` does not answer 200 right now."""
-    bad = []
-    for url in _normalize(urls):
-        try:
-            ok = httpx.get(url + "/healthz", timeout=timeout_s).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        if not ok:
-            bad.append(url)
-    return bad
+    """The URLs whose replica is not healthy right now (see :func:`health_problem`)."""
+    return [url for url in _normalize(urls) if health_problem(url, timeout_s) is not None]
 
 
 def wait_until_healthy(urls: list[str] | str, timeout_s: float, interval_s: float = 2.0, log=None) -> None:

@@ -67,7 +67,7 @@ class _ChunkedLogprob(torch.autograd.Function):
     (alive anyway) is saved for backward."""
 
     @staticmethod
-    def forward(ctx, logits, targets, temperature, chunk):  # noqa: ANN001 - autograd signature
+    def forward(ctx, logits, targets, temperature, chunk):
         out = torch.empty(targets.shape, dtype=torch.float32, device=logits.device)
         with torch.no_grad():
             for b, s, e in _chunks(logits, chunk):
@@ -77,7 +77,7 @@ class _ChunkedLogprob(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: ANN001
+    def backward(ctx, grad_out):
         logits, targets = ctx.saved_tensors
         grad = torch.empty_like(logits)
         for b, s, e in _chunks(logits, ctx.chunk):

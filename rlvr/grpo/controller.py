@@ -202,9 +202,9 @@ class Controller:
             cfg.rollout.micro_batch_size,
             cfg.rollout.max_restarts,
             self.pad_id,
+            actors.worker_pids,
             on_submit=lambda step: self.hooks.rollout_submitted(self, step),
         )
-        self.rollouts.worker_pids = actors.worker_pids
         self.evaluate = HeldoutEval(cfg, heldout, self.rollouts) if heldout else None
         self._resume()
 

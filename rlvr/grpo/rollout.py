@@ -88,12 +88,13 @@ class Rollouts:
         micro_batch_size: int,
         max_restarts: int,
         pad_id: int,
+        worker_pids: list[int],
         on_submit: Any = None,
     ):
         self.workers, self.scorer, self.weights = workers, scorer, weights
         self.seed, self.micro_batch_size, self.max_restarts, self.pad_id = seed, micro_batch_size, max_restarts, pad_id
         self.on_submit = on_submit or (lambda step: None)
-        self.worker_pids: list[int] = []
+        self.worker_pids = list(worker_pids)  # updated when Ray restarts a worker
         self.restarts = 0  # chunks re-issued after a worker died (whole run)
 
     def launch(

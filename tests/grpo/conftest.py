@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from rlvr.rewards.registry import register
 
+from tests.rewards.helpers import code_row
+
 
 @register("test_even_length")
 def even_length(completions, **_):
@@ -25,20 +27,7 @@ def every_third_prompt(completions, extra_info, **_):
 
 def _rows(n: int, offset: int = 0) -> list[dict]:
     return [
-        {
-            "prompt": [{"role": "user", "content": f"Write f{i}(x) returning x + {i}."}],
-            "data_source": "unit",
-            "ability": "code",
-            "reward_model": {
-                "style": "rule",
-                "ground_truth": {
-                    "language": "python",
-                    "entry_point": f"f{i}",
-                    "tests": [{"type": "assert", "code": f"assert f{i}(1) == {1 + i}"}],
-                },
-            },
-            "extra_info": {"index": i},
-        }
+        code_row([f"assert f{i}(1) == {1 + i}"], entry_point=f"f{i}", prompt=f"Write f{i}(x) returning x + {i}.", index=i)
         for i in range(offset, offset + n)
     ]
 

@@ -58,16 +58,13 @@ def _invoke(*args: str):
 
 def test_check_prints_the_resolved_config_and_exits_0(grpo_world, tmp_path):
     out = tmp_path / "run"
-    res = _invoke(
-        "train", "--check", f"model.path={grpo_world['model']}", f"data.train={grpo_world['train']}",
-        f"data.heldout={grpo_world['heldout']}", f"trainer.out_dir={out}", "algo.clip_high=0.3",
-    )
+    overrides = [f"model.path={grpo_world['model']}", f"data.train={grpo_world['train']}",
+                 f"data.heldout={grpo_world['heldout']}", f"trainer.out_dir={out}", "algo.clip_high=0.3"]
+    res = _invoke("train", "--check", *overrides)
     assert res.exit_code == 0, res.output
     printed = yaml.safe_load(res.stdout)
     assert printed["algo"]["clip_high"] == 0.3 and printed["model"]["path"] == grpo_world["model"]
-    assert printed == load_config(GRPOConfig, None, [f"model.path={grpo_world['model']}", f"data.train={grpo_world['train']}",
-                                                     f"data.heldout={grpo_world['heldout']}", f"trainer.out_dir={out}",
-                                                     "algo.clip_high=0.3"]).model_dump(mode="json")
+    assert printed == load_config(GRPOConfig, None, overrides).model_dump(mode="json")
     assert not out.exists()  # nothing started, nothing written
 
 

@@ -300,8 +300,12 @@ def test_wait_until_healthy_waits_for_a_late_replica_and_names_a_dead_one():
 
     class Healthz(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
+            body = b'{"ok": true}' if self.path == "/healthz" else b"{}"
             self.send_response(200 if self.path == "/healthz" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *a):
             pass
