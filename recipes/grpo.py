@@ -19,13 +19,16 @@ CONFIG_CLASS = GRPOConfig
 
 def check(cfg: GRPOConfig, connect: bool = True) -> list[Problem]:
     """Everything :func:`main` needs that can be checked without starting (see :mod:`rlvr.preflight`):
-    the model folder (with its tokenizer), the prompt rows against the schema, and (``connect``, as
-    ``--check`` does) the sandbox URLs; a run instead waits for the replicas (``reward.sandbox_wait_s``)."""
-    problems = (
-        model_folder("model.path", cfg.model.path, need_tokenizer=True)
-        + prompt_rows("data.train", cfg.data.train)
-        + prompt_rows("data.heldout", cfg.data.heldout)
-    )
+    the model folder (with its tokenizer), the prompt rows against the schema, the memory plan when
+    ``trainer.gpu`` names a GPU (``auto`` plans once the cluster is up), and (``connect``, as ``--check``
+    does) the sandbox URLs; a run instead waits for the replicas (``reward.sandbox_wait_s``)."""
+    model = model_folder("model.path", cfg.model.path, need_tokenizer=True)
+    problems = model + prompt_rows("data.train", cfg.data.train) + prompt_rows("data.heldout", cfg.data.heldout)
+    if not model and cfg.trainer.gpu not in (None, "auto"):  # the memory plan (`rlvr plan`) on the named GPU
+        from rlvr.plan import fit_problem
+
+        verdict = fit_problem(cfg)
+        problems += [Problem("trainer.gpu", cfg.trainer.gpu, verdict)] if verdict else []
     return problems + (sandbox_urls("reward.sandbox_urls", cfg.reward.sandbox_urls) if connect else [])
 
 

@@ -125,6 +125,49 @@ def convert(
     err.print(f"wrote {fmt} checkpoint {out}", highlight=False)
 
 
+@app.command()
+def plan(
+    config: ConfigArg = None,
+    overrides: OverridesArg = None,
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU kind: a100-40g, a100-80g, h100-80g, h200-141g, l40s-48g.")] = "h100-80g",
+    nodes: Annotated[int, typer.Option("--nodes", min=1, help="Nodes of --gpus-per-node GPUs.")] = 1,
+    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", min=1)] = 8,
+    headroom: Annotated[float, typer.Option("--headroom", min=0.0, max=0.9, help="Fraction kept free.")] = 0.10,
+    model_config: Annotated[
+        Path | None,
+        typer.Option(help="A config.json to take the model's shape from (default: model.path's)."),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the plan as JSON here.")] = None,
+) -> None:
+    """Per-GPU memory of a GRPO config by component and phase; exit 0 if it fits --gpu, 1 if not."""
+    import json
+
+    from rlvr.config import load_config
+    from rlvr.grpo.config import GRPOConfig
+    from rlvr.plan import GPUS, plan_grpo, read_shape, render
+
+    if gpu not in GPUS:
+        fail(f"--gpu {gpu!r}: choose one of {', '.join(GPUS)}")
+    try:
+        cfg = load_config(GRPOConfig, config, overrides or [])
+    except ConfigError as exc:
+        fail(str(exc))
+    source = model_config or Path(cfg.model.path)
+    if not (source.is_file() or (source / "config.json").is_file()):
+        key = "--model-config" if model_config else "model.path"
+        fail(f"{key}={str(source)!r}: no config.json to read the model's shape from (pass --model-config FILE)")
+    try:
+        shape = read_shape(source)
+    except Exception as exc:  # an unsupported or malformed config names itself
+        fail(f"{source}: {exc}")
+    result = plan_grpo(cfg, shape, gpu, nodes=nodes, gpus_per_node=gpus_per_node, headroom=headroom)
+    render(result, Console(soft_wrap=True))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    raise typer.Exit(0 if result.fits else 1)
+
+
 def _register_subapps() -> None:
     """Attach the sub-apps; each lives next to the code it drives (heavy imports stay inside commands)."""
     import importlib

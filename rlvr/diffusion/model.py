@@ -54,10 +54,14 @@ def tail_logits(forward: Any, input_ids: torch.Tensor, attention_mask: torch.Ten
 
 def tail_of(model: nn.Module, k: int, n: int, **inputs: Any) -> torch.Tensor:
     """``model(**inputs)``'s AR-style logits turned into aligned logits of the last ``k`` of ``n``
-    positions: logit ``i - 1`` predicts token ``i``, so keep ``k + 1`` and drop the last (a view)."""
+    positions: logit ``i - 1`` predicts token ``i``, so the output head runs on the hidden states of
+    positions ``n - k - 1 .. n - 2``. They are made contiguous first: on CPU a bf16 ``linear`` over a
+    strided 3-D input (HF's own ``logits_to_keep`` slice) clones the whole head's weight at 8 bytes per
+    entry (1.2 GB at Qwen's vocabulary and width 1024) for every call."""
     if k >= n:
         return shift_logits(model(**inputs).logits)[:, -k:]
-    return model(**inputs, logits_to_keep=k + 1).logits[:, :-1]
+    hidden = model.get_decoder()(**inputs).last_hidden_state
+    return model.get_output_embeddings()(hidden[:, n - k - 1 : n - 1].contiguous())
 
 
 def load_hf_checkpoint(

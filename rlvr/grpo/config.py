@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from rlvr.config import Config
 from rlvr.engine.config import DeepSpeedSection, OptimConfig
@@ -128,10 +128,28 @@ class TrainerCfg(Config):
     resume: bool = True  # continue from out_dir/checkpoints/latest when present
     placement: Literal["separate", "colocate"] = "separate"
     off_policy_overlap: bool = False  # generate step k+1 while training on step k
+    # learner -> rollout weights: "bucketed" streams ZeRO-3 shards weight_sync_bucket_mb at a time over a
+    # process group per worker (NCCL / gloo); "object_store" ships rank 0's whole state dict through Ray;
+    # "auto": bucketed, except object_store for the vLLM baseline (its worker loads whole state dicts)
+    weight_sync: Literal["auto", "bucketed", "object_store"] = "auto"
+    weight_sync_bucket_mb: int = Field(256, ge=1)
     wandb_project: str | None = None  # None: no wandb; set to log (offline unless WANDB_MODE says otherwise)
     ray_address: str | None = None  # None: start a local Ray cluster
     ray_num_cpus: int | None = None
     ray_object_store_mb: int = 512
+    # the GPU the run's memory plan (`rlvr plan`) must fit before anything starts: "auto" reads it from
+    # the cluster when the actors use GPUs, a kind (h100-80g, a100-80g, ...) checks it at --check time
+    # too, null skips the plan
+    gpu: str | None = "auto"
+
+    @field_validator("gpu")
+    @classmethod
+    def _known_gpu(cls, v: str | None) -> str | None:
+        from rlvr.plan import GPUS
+
+        if v is not None and v != "auto" and v not in GPUS:
+            raise ValueError(f"unknown GPU {v!r}; choose auto, null or one of {', '.join(GPUS)}")
+        return v
 
 
 class GRPOConfig(Config):
@@ -142,6 +160,12 @@ class GRPOConfig(Config):
     algo: AlgoCfg = AlgoCfg()
     learner: LearnerCfg = LearnerCfg()
     trainer: TrainerCfg = TrainerCfg()
+
+    def weight_sync_transport(self) -> str:
+        """``trainer.weight_sync`` with ``auto`` resolved (a ``rlvr.grpo.weight_sync.TRANSPORTS`` key)."""
+        if self.trainer.weight_sync != "auto":
+            return self.trainer.weight_sync
+        return "object_store" if self.rollout.engine == "vllm" else "bucketed"
 
     @model_validator(mode="after")
     def _check(self) -> GRPOConfig:
@@ -185,6 +209,11 @@ class GRPOConfig(Config):
             raise ValueError(
                 "algo.norm_adv_by_std=true with algo.advantage=rloo: leave-one-out advantages are not "
                 "std-normalised (DiffuCoder); leave algo.norm_adv_by_std unset (null) or false"
+            )
+        if self.rollout.engine == "vllm" and self.trainer.weight_sync == "bucketed":
+            raise ValueError(
+                f"trainer.weight_sync={self.trainer.weight_sync} with rollout.engine=vllm: the vLLM baseline "
+                "loads weights through the object store only; set trainer.weight_sync=object_store"
             )
         rows = self.data.prompts_per_step * self.rollout.n
         if rows % (self.learner.num_ranks * self.algo.mini_batches):

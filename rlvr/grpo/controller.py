@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.algos import response_lengths
-from rlvr.config import dump_config
+from rlvr.config import ConfigError, dump_config
 from rlvr.grpo.config import GRPOConfig
 from rlvr.grpo.prompts import PromptStream, load_rows
 from rlvr.grpo.rollout import Pending
@@ -169,7 +169,7 @@ class Controller:
         from rlvr.grpo.evaluation import HeldoutEval
         from rlvr.grpo.rollout import Rollouts
         from rlvr.grpo.scoring import Scorer
-        from rlvr.grpo.weight_sync import WeightSync
+        from rlvr.grpo.weight_sync import TRANSPORTS, WeightSync
 
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
@@ -190,10 +190,14 @@ class Controller:
         )
         self.scorer = self._stack.enter_context(Scorer(cfg, self.tokenizer, self.pad_id, self.eos_id))
         self._init_ray()
+        self._check_memory_plan()
         actors = start_actors(cfg)
         self._stack.callback(self._remove_placement_group, actors.placement_group)
         self.workers, self.learners = actors.workers, actors.learners
-        self.weights = WeightSync(self.learners, self.workers)
+        name = cfg.weight_sync_transport()
+        transport = TRANSPORTS[name]
+        kwargs = {"bucket_mb": cfg.trainer.weight_sync_bucket_mb} if name == "bucketed" else {}
+        self.weights = WeightSync(self.learners, self.workers, transport(**kwargs))
         self.rollouts = Rollouts(
             self.workers,
             self.scorer,
@@ -223,6 +227,20 @@ class Controller:
             kw["object_store_memory"] = t.ray_object_store_mb * 1024**2
         ray.init(**kw)
         self._stack.callback(ray.shutdown)
+
+    def _check_memory_plan(self) -> None:
+        """``trainer.gpu=auto`` with GPU actors: plan on the cluster's GPU (read by a one-GPU task) and
+        refuse a config that cannot fit, before any model is loaded (a named GPU was checked by ``check``)."""
+        c = self.cfg
+        if c.trainer.gpu != "auto" or not (c.learner.num_gpus_per_rank or c.rollout.num_gpus_per_worker):
+            return
+        from rlvr.plan import fit_problem, probe_gpu
+
+        name, total = probe_gpu()
+        verdict = fit_problem(c, capacity=total, gpu_label=name)
+        if verdict:
+            raise ConfigError(f"trainer.gpu=auto ({name}): {verdict}")
+        log.info("memory plan: fits %s (%.1f GiB)", name, total / 2**30)
 
     @staticmethod
     def _remove_placement_group(pg: Any) -> None:

@@ -2,23 +2,26 @@
 
 Three sides, one module:
 
-* learner rank (:func:`gather_full_weights`): every rank takes part (ZeRO-3 shards are gathered
-  collectively), rank 0 returns the full HF-named state dict on CPU, the others ``None``;
-* controller (:class:`WeightSync`): after each update it gathers, hands rank 0's weights to every
-  rollout worker with the new version number, keeps the latest copy for a worker that Ray restarts,
-  and times it;
-* rollout worker (:func:`check_weight_names`, :func:`load_full_weights`): refuses a state dict that
-  does not match its model, loads it, records the version it now samples with.
+* learner rank: :func:`gather_full_weights` (the whole state dict on rank 0) or
+  :func:`stream_full_weights` (a bucket of parameters at a time, streamed); under ZeRO-3 every rank
+  takes part in the gathers;
+* controller (:class:`WeightSync`): after each update it pushes the learners' weights to every rollout
+  worker with the new version number through a :class:`Transport`, gives a worker that Ray restarts the
+  current version, and times it;
+* rollout worker: :func:`check_weight_names` / :func:`load_full_weights` or
+  :func:`receive_full_weights` refuse weights that do not match the model, load them, and the worker
+  records the version it now samples with.
 
-The transport is the seam (:class:`Transport`): today the Ray object store (rank 0's dict is one object
-that every worker reads, zero-copy on a node); an NCCL broadcast from rank 0 to the rollout GPUs
-(as verl / OpenRLHF do for 7B models) replaces :class:`ObjectStoreTransport` without touching the
-controller, the learner or the workers' version bookkeeping.
+Transports (``trainer.weight_sync``): ``bucketed`` (:class:`BucketedTransport`: ZeRO-3 shards gathered
+``trainer.weight_sync_bucket_mb`` at a time and broadcast from learner rank 0 to each worker over a
+two-member process group, NCCL on GPU and gloo on CPU, as verl / OpenRLHF do for 7B models) and
+``object_store`` (:class:`ObjectStoreTransport`, the fallback: rank 0's whole state dict as one Ray object).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -29,8 +32,15 @@ __all__ = [
     "gather_full_weights",
     "check_weight_names",
     "load_full_weights",
+    "weight_manifest",
+    "buckets",
+    "open_pair_group",
+    "stream_full_weights",
+    "receive_full_weights",
     "Transport",
     "ObjectStoreTransport",
+    "BucketedTransport",
+    "TRANSPORTS",
     "WeightSync",
 ]
 
@@ -69,52 +79,223 @@ def load_full_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor
     model.load_state_dict(state_dict, strict=False)
 
 
+# ---------------------------------------------------------------------------------------- bucketed streaming
+DEFAULT_BUCKET_MB = 256
+
+
+def weight_manifest(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
+    """``(name, shape, dtype)`` of every parameter in ``named_parameters`` order (a tied head once). Under
+    ZeRO-3 the shapes are the full ones (``ds_shape``), not the local shards."""
+    return [
+        (name, tuple(int(d) for d in getattr(p, "ds_shape", p.shape)), str(p.dtype).removeprefix("torch."))
+        for name, p in module.named_parameters()
+    ]
+
+
+def buckets(manifest: list[tuple[str, tuple[int, ...], str]], bucket_bytes: int) -> list[list[int]]:
+    """Consecutive manifest indices grouped into buckets of at most ``bucket_bytes`` (a larger tensor is a
+    bucket of its own). Sender and receiver compute the same buckets from the same manifest."""
+    out: list[list[int]] = []
+    size = 0
+    for i, (_, shape, dtype) in enumerate(manifest):
+        nbytes = math.prod(shape) * getattr(torch, dtype).itemsize
+        if out and size + nbytes <= bucket_bytes:
+            out[-1].append(i)
+            size += nbytes
+        else:
+            out.append([i])
+            size = nbytes
+    return out
+
+
+def open_pair_group(addr: str, port: int, rank: int, prefix: str, device: str, timeout_s: float = 300) -> Any:
+    """A two-member process group (learner rank 0 = rank 0, one rollout worker = rank 1) that is not the
+    default group (the learner's default group is DeepSpeed's): gloo on CPU, NCCL on GPU. Rank 0 hosts the
+    TCP store at ``addr:port`` (created on first use); ``prefix`` names one generation of one pair."""
+    import datetime
+
+    import torch.distributed as dist
+
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store = _STORES.get((addr, port)) if rank == 0 else None
+    if store is None:
+        store = dist.TCPStore(addr, port, is_master=rank == 0, wait_for_workers=False, timeout=timeout)
+        if rank == 0:
+            _STORES[(addr, port)] = store
+    scoped = dist.PrefixStore(prefix, store)
+    if device == "cuda":
+        return dist.ProcessGroupNCCL(scoped, rank, 2, dist.ProcessGroupNCCL.Options())
+    return dist.ProcessGroupGloo(scoped, rank, 2, timeout)
+
+
+_STORES: dict[tuple[str, int], Any] = {}  # rank 0's store server, kept for the groups opened later
+
+
+def _broadcast(group: Any, tensor: torch.Tensor) -> Any:
+    import torch.distributed as dist
+
+    opts = dist.BroadcastOptions()
+    opts.rootRank = 0
+    return group.broadcast([tensor], opts)
+
+
+def stream_full_weights(
+    module: torch.nn.Module, zero_stage: int, rank: int, groups: list[Any], bucket_bytes: int
+) -> dict[str, float]:
+    """Learner side of a bucketed sync (every learner rank calls it together under ZeRO-3): gather one
+    bucket of parameters at a time and, on rank 0, broadcast it flat to every pair group. At most one
+    bucket is gathered and one flat copy exists at a time. Returns bytes sent per group and buckets."""
+    named = list(module.named_parameters())
+    plan = buckets(weight_manifest(module), bucket_bytes)
+    sent = 0
+    for idx in plan:
+        params = [named[i][1] for i in idx]
+        ctx: Any = contextlib.nullcontext()
+        if zero_stage == 3:
+            import deepspeed
+
+            ctx = deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+        with ctx:
+            if rank == 0:
+                flat = torch.cat([p.detach().reshape(-1) for p in params])
+                for work in [_broadcast(g, flat) for g in groups]:
+                    work.wait()
+                sent += flat.numel() * flat.element_size()
+                del flat
+    return {"bytes": float(sent), "buckets": float(len(plan))}
+
+
+def receive_full_weights(
+    model: torch.nn.Module, group: Any, manifest: list[tuple[str, tuple[int, ...], str]], bucket_bytes: int
+) -> None:
+    """Worker side of a bucketed sync: receive each flat bucket and copy it into the model's parameters
+    (refusing a manifest whose names or shapes differ from the model's)."""
+    own = dict(model.named_parameters())
+    check_weight_names(own.keys(), [m[0] for m in manifest])
+    wrong = [(n, s, tuple(own[n].shape)) for n, s, _ in manifest if n in own and tuple(own[n].shape) != s]
+    if wrong:
+        raise RuntimeError(f"weight sync mismatch: shapes (name, sent, ours) {wrong[:5]}")
+    device = next(model.parameters()).device
+    for idx in buckets(manifest, bucket_bytes):
+        dtype = getattr(torch, manifest[idx[0]][2])
+        total = sum(math.prod(manifest[i][1]) for i in idx)
+        flat = torch.empty(total, dtype=dtype, device=device)
+        _broadcast(group, flat).wait()
+        off = 0
+        with torch.no_grad():
+            for i in idx:
+                name, shape, _ = manifest[i]
+                n = math.prod(shape)
+                if name in own:
+                    own[name].copy_(flat[off : off + n].view(shape))
+                off += n
+        del flat
+
+
 # ---------------------------------------------------------------------------------------- controller side
 class Transport(Protocol):
-    """Moves the gathered weights of one version from the learner ranks to rollout workers."""
+    """Moves the weights of one version from the learner ranks to rollout workers."""
 
-    def gather(self, learners: list[Any]) -> Any:
-        """Run the collective gather on every rank; return a handle to rank 0's weights."""
+    def push(self, learners: list[Any], workers: list[Any], version: int) -> None:
+        """Load the learners' current weights into every worker as ``version``; return when all have them."""
 
-    def send(self, handle: Any, workers: list[Any], version: int) -> None:
-        """Load ``handle``'s weights into ``workers`` as ``version``; return when all have them."""
+    def restore(self, learners: list[Any], workers: list[Any], index: int, version: int) -> None:
+        """Give worker ``index`` (just restarted from the starting checkpoint) the weights of ``version``,
+        the last pushed (the learners are idle and still hold them)."""
 
 
 class ObjectStoreTransport:
-    """Rank 0's state dict as one Ray object; every worker's ``update_weights`` reads it."""
+    """Rank 0's full state dict as one Ray object that every worker's ``update_weights`` reads (zero-copy
+    on a node). The fallback: simple, but the whole model is gathered at once on every learner rank and
+    copied to host memory once per sync. The latest object is kept for a restarted worker."""
 
-    def gather(self, learners: list[Any]) -> Any:
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    def _gather(self, learners: list[Any]) -> Any:
         import ray
 
         refs = [lr.gather_weights.remote() for lr in learners]
         ray.get(refs[1:])  # the other ranks return None once their part of the gather is done
         return refs[0]
 
-    def send(self, handle: Any, workers: list[Any], version: int) -> None:
+    def push(self, learners: list[Any], workers: list[Any], version: int) -> None:
         import ray
 
-        ray.get([w.update_weights.remote(handle, version) for w in workers])
+        self._handle = self._gather(learners)
+        ray.get([w.update_weights.remote(self._handle, version) for w in workers])
+
+    def restore(self, learners: list[Any], workers: list[Any], index: int, version: int) -> None:
+        import ray
+
+        if self._handle is None:
+            self._handle = self._gather(learners)
+        ray.get(workers[index].update_weights.remote(self._handle, version))
+
+
+class BucketedTransport:
+    """ZeRO-3 shards gathered a bucket at a time on the learner ranks and streamed from learner rank 0 to
+    each rollout worker over its own two-member process group (gloo on CPU, NCCL on GPU). A pair group per
+    worker: a restarted worker gets a new group (a new generation) without disturbing the others."""
+
+    def __init__(self, bucket_mb: int = DEFAULT_BUCKET_MB):
+        self.bucket_bytes = int(bucket_mb) * 2**20
+        self._address: tuple[str, int] | None = None
+        self._generation: dict[int, int] = {}
+
+    def _open(self, learners: list[Any], workers: list[Any], indices: list[int]) -> None:
+        import ray
+
+        if self._address is None:
+            self._address = tuple(ray.get(learners[0].address.remote()))
+        addr, port = self._address
+        for i in indices:
+            self._generation[i] = self._generation.get(i, -1) + 1
+        prefixes = {i: f"rlvr-weights/w{i}/g{self._generation[i]}" for i in indices}
+        ray.get(
+            [learners[0].open_weight_groups.remote(addr, port, prefixes)]
+            + [workers[i].open_weight_group.remote(addr, port, prefixes[i]) for i in indices]
+        )
+
+    def _stream(self, learners: list[Any], workers: list[Any], indices: list[int], version: int) -> None:
+        import ray
+
+        fresh = [i for i in indices if i not in self._generation]
+        if fresh:
+            self._open(learners, workers, fresh)
+        manifest = ray.get(learners[0].weight_manifest.remote())
+        ray.get(
+            [lr.stream_weights.remote(indices, self.bucket_bytes) for lr in learners]
+            + [workers[i].receive_weights.remote(manifest, self.bucket_bytes, version) for i in indices]
+        )
+
+    def push(self, learners: list[Any], workers: list[Any], version: int) -> None:
+        self._stream(learners, workers, list(range(len(workers))), version)
+
+    def restore(self, learners: list[Any], workers: list[Any], index: int, version: int) -> None:
+        self._open(learners, workers, [index])  # the old pair died with the worker's process
+        self._stream(learners, workers, [index], version)
+
+
+TRANSPORTS = {"object_store": ObjectStoreTransport, "bucketed": BucketedTransport}
 
 
 class WeightSync:
     """Versioned weight sync from the learner ranks to the rollout workers.
 
-    ``version`` counts the updates the workers' weights contain (0: the starting checkpoint). The latest
-    handle is kept so that :meth:`restore` can give a restarted worker the current weights.
-    """
+    ``version`` counts the updates the workers' weights contain (0: the starting checkpoint); a restarted
+    worker is given the current version's weights (:meth:`restore`)."""
 
     def __init__(self, learners: list[Any], workers: list[Any], transport: Transport | None = None):
         self.learners, self.workers = learners, workers
         self.transport = transport or ObjectStoreTransport()
         self.version = 0
-        self._handle: Any = None
         self.last_seconds = 0.0
 
     def push(self, version: int) -> float:
-        """Gather the learner's weights and load them into every worker as ``version``; seconds taken."""
+        """Load the learners' weights into every worker as ``version``; seconds taken."""
         t0 = time.perf_counter()
-        self._handle = self.transport.gather(self.learners)
-        self.transport.send(self._handle, self.workers, version)
+        self.transport.push(self.learners, self.workers, version)
         self.version = version
         self.last_seconds = time.perf_counter() - t0
         return self.last_seconds
@@ -122,6 +303,4 @@ class WeightSync:
     def restore(self, worker_index: int) -> None:
         """Give worker ``worker_index`` (just restarted from the starting checkpoint) the current weights."""
         if self.version > 0:
-            if self._handle is None:
-                self._handle = self.transport.gather(self.learners)
-            self.transport.send(self._handle, [self.workers[worker_index]], self.version)
+            self.transport.restore(self.learners, self.workers, worker_index, self.version)

@@ -139,6 +139,27 @@ class LearnerRank:
 
         return gather_full_weights(self.engine.module, self.cfg.deepspeed.zero_stage, self.rank)
 
+    def weight_manifest(self) -> list[tuple[str, tuple[int, ...], str]]:
+        from rlvr.grpo.weight_sync import weight_manifest
+
+        return weight_manifest(self.engine.module)
+
+    def open_weight_groups(self, addr: str, port: int, prefixes: dict[int, str]) -> None:
+        """Rank 0: open a pair group with each rollout worker in ``prefixes`` (worker index -> prefix)."""
+        from rlvr.grpo.weight_sync import open_pair_group
+
+        groups = getattr(self, "_weight_groups", {})
+        for i, prefix in prefixes.items():
+            groups[i] = open_pair_group(addr, port, 0, prefix, self.engine.device.type)
+        self._weight_groups = groups
+
+    def stream_weights(self, workers: list[int], bucket_bytes: int) -> dict[str, float]:
+        """Stream the weights bucket by bucket to ``workers`` (rank 0 sends; collective under ZeRO-3)."""
+        from rlvr.grpo.weight_sync import stream_full_weights
+
+        groups = [self._weight_groups[i] for i in workers] if self.rank == 0 else []
+        return stream_full_weights(self.engine.module, self.cfg.deepspeed.zero_stage, self.rank, groups, bucket_bytes)
+
     def save(self, ckpt_dir: str, client_state: dict[str, Any]) -> str:
         return self.engine.save(ckpt_dir, client_state=client_state)
 

@@ -62,6 +62,20 @@ class RolloutWorker:
         self.version = int(version)
         return self.version
 
+    def open_weight_group(self, addr: str, port: int, prefix: str) -> None:
+        """Join the pair group learner rank 0 opens for this worker (bucketed weight sync)."""
+        from rlvr.grpo.weight_sync import open_pair_group
+
+        self._weight_group = open_pair_group(addr, port, 1, prefix, self.device.type)
+
+    def receive_weights(self, manifest: list, bucket_bytes: int, version: int) -> int:
+        """Receive the learner's weights bucket by bucket over the pair group and record their version."""
+        from rlvr.grpo.weight_sync import receive_full_weights
+
+        receive_full_weights(self.model.model, self._weight_group, manifest, bucket_bytes)
+        self.version = int(version)
+        return self.version
+
     # ---------------------------------------------------------------- generation
     @torch.no_grad()
     def generate(

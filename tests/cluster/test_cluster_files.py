@@ -118,7 +118,7 @@ def _train_configs(rel: str) -> list[GRPOConfig]:
         for tok in rest:
             if tok in ("-c", "--config"):
                 config = next(rest)
-            elif tok in ("$@", "$*"):
+            elif tok in ("$@", "$*", "--check"):
                 continue
             elif "=" in tok:
                 key, _, value = tok.partition("=")
