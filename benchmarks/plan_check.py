@@ -9,7 +9,8 @@ process. The measured figure is the peak RSS during the step (VmHWM, reset befor
 before it; the embedding and the
 output head are frozen so the figure holds activations and logits (plus the decoder layers' own gradients,
 which the prediction adds as ``layer params x bytes``). The prediction is the plan's learner train phase
-(``rlvr.plan.learner_peak_bytes``). Target: every case within 15%.
+(``rlvr.plan.learner_peak_bytes``). Sampler cases: one ``generate`` call (prefix cache in blocks of 32, or
+uncached) against the plan's KV cache + sampler forward + sampler logits. Target: every case within 15%.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ CASES = [
 ]
 
 
+# sampler: (name, hidden, intermediate, layers, heads, kv_heads, rows, prompt, canvas, dtype, block, cache)
+SAMPLER_CASES = [
+    ("sampler H256 L4 prefix cache fp32", 256, 1024, 4, 4, 2, 8, 128, 256, "float32", 32, "prefix"),
+    ("sampler H512 L4 prefix cache bf16", 512, 2816, 4, 8, 2, 8, 256, 256, "bfloat16", 32, "prefix"),
+    ("sampler H256 L4 no cache fp32", 256, 1024, 4, 4, 2, 4, 128, 256, "float32", None, "none"),
+]
+
+
 def _status_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -55,6 +64,44 @@ def _shape(case):
 
     _, h, i, layers, heads, kv, *_ = case
     return ModelShape(VOCAB, h, layers, heads, kv, h // heads, i, tied=False)
+
+
+def _predict_sampler(case) -> int:
+    from types import SimpleNamespace
+
+    from rlvr.plan import sampler_terms
+
+    shape = _shape(case)
+    *_, rows, prompt, canvas, dtype, block, cache = case
+    b = 2 if dtype == "bfloat16" else 4
+    terms = sampler_terms(shape, rows, prompt, canvas, SimpleNamespace(block_length=block, cache=cache), b)
+    return sum(terms.values())
+
+
+def _measure_sampler(case) -> float:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from rlvr.diffusion import DiffusionLM, generate
+
+    _, h, i, layers, heads, kv, rows, prompt, canvas, dtype, block, cache = case
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    cfg = Qwen2Config(vocab_size=VOCAB, hidden_size=h, intermediate_size=i, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=4096,
+                      tie_word_embeddings=False, eos_token_id=0, pad_token_id=0)
+    model = DiffusionLM.from_pretrained(Qwen2ForCausalLM(cfg).to(getattr(torch, dtype)), mask_token_id=VOCAB - 1)
+    model.model.eval()
+    ids = torch.randint(1, VOCAB - 1, (rows, prompt))
+    am = torch.ones_like(ids)
+    am[0, : prompt // 4] = 0
+    ids[0, : prompt // 4] = 0
+    _reset_peak()
+    base = _status_kb("VmRSS")
+    with torch.no_grad():  # 8 tokens per step (a step's memory does not depend on the count)
+        generate(model, ids, am, max_new_tokens=canvas, steps=canvas // 8, alg="entropy", temperature=1.0, top_p=0.95,
+                 block_length=block, cache=cache, seeds=list(range(rows)))
+    return (_status_kb("VmHWM") - base) * 1024
 
 
 def _predict(case) -> int:
@@ -105,11 +152,13 @@ def main(
     child: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     if child is not None:
-        case = CASES[child] if child >= 0 else json.loads(os.environ["PLAN_CHECK_CASE"])
-        print(json.dumps({"measured": _measure(case)}))
+        if child >= len(CASES):
+            print(json.dumps({"measured": _measure_sampler(SAMPLER_CASES[child - len(CASES)])}))
+        else:
+            print(json.dumps({"measured": _measure(CASES[child])}))
         return
     results = []
-    for k, case in enumerate(CASES):
+    for k, case in enumerate([*CASES, *SAMPLER_CASES]):
         # a fixed mmap threshold: glibc then returns every freed tensor to the OS at once, so RSS tracks the
         # live tensors (its default threshold adapts upward to 32 MB and keeps freed blocks in the heap)
         env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
@@ -117,9 +166,11 @@ def main(
         if proc.returncode:
             raise SystemExit(f"case {case[0]!r} failed:\n{proc.stderr[-3000:]}")
         measured = json.loads(proc.stdout.strip().splitlines()[-1])["measured"]
-        predicted = _predict(case)
+        sampler = k >= len(CASES)
+        predicted = _predict_sampler(case) if sampler else _predict(case)
         r = {"case": case[0], "rows": case[6], "prompt": case[7], "canvas": case[8], "dtype": case[9],
-             "checkpointing": case[10], "hidden": case[1], "intermediate": case[2], "layers": case[3],
+             "hidden": case[1], "intermediate": case[2], "layers": case[3],
+             **({"block": case[10], "cache": case[11]} if sampler else {"checkpointing": case[10]}),
              "measured_mb": measured / 2**20, "predicted_mb": predicted / 2**20, "ratio": predicted / measured}
         results.append(r)
         print(f"{case[0]:34s} measured {r['measured_mb']:8.0f} MB  plan {r['predicted_mb']:8.0f} MB  "
