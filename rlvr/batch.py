@@ -55,6 +55,7 @@ class TrainBatch:
     rewards: torch.Tensor  # [B] float
     group: torch.Tensor  # [B] long, group id AFTER substitution
     meta: dict[str, Any] = field(default_factory=dict)
+    version: int = 0  # weight version that generated the rows (the oldest, when chunks differ)
 
     @property
     def response_length(self) -> int:

@@ -24,6 +24,8 @@ The terms, per GPU (``P`` parameters, ``N`` learner ranks, ``b`` bytes per eleme
 * **gathered weights** during a weight sync (``rlvr.grpo.weight_sync``): with ``trainer.weight_sync=
   bucketed`` one bucket gathered plus its flat copy on the learner and a **received bucket** on the
   worker; with ``object_store`` under ZeRO-3 the full parameters, gathered on every learner GPU at once.
+* **reference model** (``algo.kl_coef > 0``) and **behaviour model** (``trainer.off_policy_overlap``): frozen
+  second copies on the learner, sharded like the policy under ZeRO-3 (``rlvr.learner.reference``);
 * **CUDA context** per process on the GPU (1 GiB, allocator and NCCL buffers included).
 
 Phases: ``generate`` (rollout side + learner states resident), ``train`` (learner micro-batch + resident
@@ -264,6 +266,8 @@ KNOBS = {
     "gathered weights": "trainer.weight_sync=bucketed with a smaller trainer.weight_sync_bucket_mb",
     "received bucket": "a smaller trainer.weight_sync_bucket_mb",
     "CUDA context": "fewer processes per GPU (trainer.placement=separate)",
+    "reference model": "learner.deepspeed.zero_stage=3 (shards it), or algo.kl_coef=0",
+    "behaviour model": "learner.deepspeed.zero_stage=3 (shards it), or trainer.off_policy_overlap=false",
 }
 
 
@@ -389,6 +393,11 @@ def plan_grpo(
     states = model_state_terms(p, largest, ds.zero_stage, lc.num_ranks, ds.bf16, ds.offload_optimizer)
     for name, nbytes in states.items():
         add(name, nbytes, TRAIN if name == "ZeRO-3 gathered layer" else all_phases, gpu_l)
+    copy = lb * p // (lc.num_ranks if ds.zero_stage == 3 else 1)  # a frozen second model, sharded like the policy
+    if cfg.algo.kl_coef > 0:
+        add("reference model", copy, all_phases, gpu_l)
+    if cfg.trainer.off_policy_overlap:
+        add("behaviour model", copy, all_phases, gpu_l)
     if ds.bf16 and not ds.offload_optimizer:
         plan.deepspeed_model_states = deepspeed_estimate(p, largest, ds.zero_stage, lc.num_ranks)
     k = LOGPROB_ESTIMATORS.get(cfg.algo.logprob_estimator).num_copies

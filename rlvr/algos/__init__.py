@@ -22,7 +22,7 @@ from rlvr.algos.logprobs import (
     token_entropy,
     token_logprobs,
 )
-from rlvr.algos.policy_loss import KL_ESTIMATORS, kl_penalty, policy_loss, weighted_mean
+from rlvr.algos.policy_loss import KL_ESTIMATORS, behaviour_weights, kl_penalty, policy_loss, weighted_mean
 from rlvr.algos.shaping import overlong_penalty, response_lengths, response_loss_mask, terminators
 from rlvr.registry import Registry
 
@@ -45,6 +45,7 @@ __all__ = [
     "kl_penalty",
     "overlong_penalty",
     "policy_loss",
+    "behaviour_weights",
     "refill_groups",
     "response_lengths",
     "response_loss_mask",

@@ -102,6 +102,7 @@ def start_actors(cfg: GRPOConfig) -> Actors:
             cfg.trainer.seed,
             rc.sampler.temperature or 1.0,
             cfg.model.kind,
+            cfg.trainer.off_policy_overlap,
         )
         for r, b in enumerate(learner_bundle)
     ]

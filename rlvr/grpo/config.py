@@ -94,6 +94,12 @@ class AlgoCfg(Config):
     zero_advantage: Annotated[
         str, _name("rlvr.algos:ZERO_ADVANTAGE_POLICIES", "zero-advantage policy")
     ] = "substitute"
+    # one-step off-policy overlap (trainer.off_policy_overlap): the samples of step k+1 come from the weights
+    # before step k's update. The learner keeps a copy of those weights (the behaviour policy) and trains
+    # with the decoupled PPO objective (AReaL): the clipped ratio is taken against the learner before its
+    # update (the proximal policy) and each token is weighted by pi_prox / pi_behav; tokens whose weight
+    # exceeds this cap are dropped
+    behaviour_weight_cap: float = Field(5.0, gt=1)
     # refill: at most this many extra generation rounds of data.prompts_per_step new prompts per step
     # (DAPO's max_num_gen_batches); slots still empty after them are filled by substitution
     refill_max_rounds: int = Field(3, ge=1)
@@ -127,7 +133,9 @@ class TrainerCfg(Config):
     seed: int = 0
     resume: bool = True  # continue from out_dir/checkpoints/latest when present
     placement: Literal["separate", "colocate"] = "separate"
-    off_policy_overlap: bool = False  # generate step k+1 while training on step k
+    # generate step k+1 while training on step k; the learner then trains on samples of the previous version
+    # with the decoupled objective (algo.behaviour_weight_cap), keeping a snapshot of that version
+    off_policy_overlap: bool = False
     # learner -> rollout weights: "bucketed" streams ZeRO-3 shards weight_sync_bucket_mb at a time over a
     # process group per worker (NCCL / gloo); "object_store" ships rank 0's whole state dict through Ray;
     # "auto": bucketed, except object_store for the vLLM baseline (its worker loads whole state dicts)

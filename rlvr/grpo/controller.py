@@ -90,7 +90,9 @@ class Controller:
         batch, adv = train_batch(scored, selection.index, cfg.algo, self.pad_id, self.eos_id)
         # 5. PPO epochs on the learner ranks (DeepSpeed data parallel)
         t0, k = time.perf_counter(), len(self.learners)
-        rank_metrics = ray.get([lr.train_step.remote(batch.shard(r, k), step) for r, lr in enumerate(self.learners)])
+        rank_metrics = ray.get(
+            [lr.train_step.remote(batch.shard(r, k), step, self.version) for r, lr in enumerate(self.learners)]
+        )
         t_update = time.perf_counter() - t0
         # 6. weight sync: learner -> rollout workers, version + 1
         self.version += 1

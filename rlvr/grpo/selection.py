@@ -83,5 +83,6 @@ def train_batch(
         advantages=adv.flatten(),
         rewards=rewards.flatten(),
         group=index.repeat_interleave(n),
+        version=scored.rollout.version,
     )
     return batch, adv

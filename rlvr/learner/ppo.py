@@ -22,6 +22,7 @@ import torch
 from rlvr.algos import (
     LOGPROB_ESTIMATORS,
     MaskedCopies,
+    behaviour_weights,
     build_masked_copies,
     estimate_logprobs,
     kl_penalty,
@@ -89,10 +90,19 @@ def ppo_update(
     micro_batch_size: int,
     temperature: float = 1.0,
     ref_forward: Any = None,
+    behaviour_forward: Any = None,
+    before_update: Any = None,
+    record: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Run ``algo.ppo_epochs x algo.mini_batches`` optimizer steps on this rank's ``batch``.
 
     ``forward(input_ids, attention_mask) -> aligned logits`` runs the trained module;
+    ``behaviour_forward``: the policy that generated ``batch`` when it is not the current one (one-step
+    off-policy overlap); its log-probs on the same masked copies give the decoupled objective's importance
+    weights (``rlvr.algos.behaviour_weights``, capped at ``algo.behaviour_weight_cap``), the current weights
+    stay the proximal policy of the clipped ratio. ``before_update()`` runs after every no-grad pass and
+    before the first optimizer step; ``record`` (a dict) receives the per-epoch ``proximal`` and
+    ``behaviour`` log-probs, the importance ``weights`` and the ``first_ratio`` (epoch 0, first micro-batch).
     ``engine`` provides ``backward``/``step``/``world_size`` (a :class:`rlvr.engine.Engine`) and must
     be configured with ``grad_accum = micro-batches per mini-batch`` (see :func:`micro_layout`).
     """
@@ -109,6 +119,14 @@ def ppo_update(
             if ref_forward is None:
                 raise ValueError("algo.kl_coef > 0 needs a reference model")
             ref = [estimate_logprobs(ref_forward, c, temperature, micro_batch_size)[0] for c in epochs]
+        behav = iw = None
+        if behaviour_forward is not None:
+            behav = [estimate_logprobs(behaviour_forward, c, temperature, micro_batch_size)[0] for c in epochs]
+            iw = [behaviour_weights(o, b, algo.behaviour_weight_cap) for o, b in zip(old, behav, strict=True)]
+    if record is not None:
+        record.update(proximal=old, behaviour=behav if behav is not None else old, weights=iw)
+    if before_update is not None:
+        before_update()
 
     t_old = time.perf_counter() - t0
     parts: list[dict[str, float]] = []
@@ -148,12 +166,15 @@ def ppo_update(
                     clip_low=algo.clip_low,
                     clip_high=algo.clip_high,
                     dual_clip=algo.dual_clip,
+                    behaviour_weight=None if iw is None else iw[e][gidx],
                     kl=kl,
                     kl_coef=algo.kl_coef,
                     entropy=ent,
                     entropy_coef=algo.entropy_coef,
                     denominator=denom,
                 )
+                if record is not None and "first_ratio" not in record:
+                    record["first_ratio"] = torch.exp(logp.detach() - old[e][gidx])
                 engine.backward(loss * scale)
                 engine.step()
                 parts.append(metrics)

@@ -1,4 +1,5 @@
-"""A frozen reference policy on a learner rank (the KL anchor; the starting checkpoint), loaded once.
+"""Second model copies on a learner rank, loaded once: the frozen reference policy (the KL anchor; the
+starting checkpoint) and the behaviour-policy snapshot of one-step off-policy overlap (:func:`copy_weights`).
 
 Never a ``deepcopy`` of the trained policy: under ZeRO-3 that module's parameters are shards owned by
 DeepSpeed, and a copy of them is neither a model nor partitioned. The reference is loaded from the
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_reference"]
+__all__ = ["load_reference", "copy_weights"]
 
 
 def load_reference(policy_cls: type, model_path: str, dtype: torch.dtype, ds_config: dict[str, Any]) -> Any:
@@ -36,3 +37,17 @@ def load_reference(policy_cls: type, model_path: str, dtype: torch.dtype, ds_con
         ref._ds_engine = engine  # keeps the parameter-gathering hooks alive
         ref.model = engine.module
     return ref
+
+
+@torch.no_grad()
+def copy_weights(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    """``dst``'s parameters := ``src``'s, shard by shard: under ZeRO-3 both modules are partitioned the same
+    way (same shapes, same ranks), so each rank copies its own partitions (``ds_tensor``) and nothing is
+    gathered; otherwise the full tensors. The behaviour-policy snapshot of one-step off-policy overlap."""
+    pairs = list(zip(src.parameters(), dst.parameters(), strict=True))
+    for a, b in pairs:
+        ta = a.ds_tensor if hasattr(a, "ds_tensor") else a.data
+        tb = b.ds_tensor if hasattr(b, "ds_tensor") else b.data
+        if ta.shape != tb.shape:
+            raise RuntimeError(f"weight copy: shapes differ ({tuple(ta.shape)} vs {tuple(tb.shape)})")
+        tb.copy_(ta)

@@ -122,3 +122,26 @@ def test_minus_infinity_at_weight_zero_never_poisons_the_loss_or_its_gradient():
     assert logp.grad[0].tolist() == pytest.approx([-1.25, 0.0, 0.0])
     assert m["num_tokens"] == 1 and m["ratio_max"] == pytest.approx(1.25) and math.isfinite(m["approx_kl"])
     assert weighted_mean(torch.tensor([2.0, -math.inf, math.nan]), torch.tensor([1.0, 0.0, 0.0])).item() == 2.0
+
+
+def test_behaviour_weights_are_the_proximal_over_behaviour_ratio_and_drop_tokens_over_the_cap():
+    from rlvr.algos import behaviour_weights
+
+    prox = torch.tensor([[-1.0, -2.0, -0.5]])
+    behav = torch.tensor([[-1.0, -2.5, -3.0]])  # ratios 1, e^0.5 = 1.6487, e^2.5 = 12.18
+    w = behaviour_weights(prox, behav, cap=5.0)
+    assert torch.allclose(w, torch.tensor([[1.0, math.exp(0.5), 0.0]]))
+    assert not w.requires_grad
+
+
+def test_decoupled_loss_weights_each_token_by_its_behaviour_weight():
+    logp = torch.tensor([[-1.0, -1.0]], requires_grad=True)
+    old = torch.tensor([[-1.0, -1.2]])  # ratios 1 and e^0.2 = 1.2214 (inside the clip range 0.8 / 1.28)
+    adv = torch.tensor([1.0])
+    bw = torch.tensor([[0.5, 2.0]])
+    loss, m = policy_loss(logp, old, adv, torch.ones(1, 2), behaviour_weight=bw)
+    # token terms: -A * rho * w = -0.5 and -1.2214 * 2; token mean over 2
+    assert loss.item() == pytest.approx((-0.5 - 2 * math.exp(0.2)) / 2, abs=1e-6)
+    loss.backward()
+    assert torch.allclose(logp.grad, torch.tensor([[-0.5 / 2, -2 * math.exp(0.2) / 2]]))
+    assert (m["behav_weight_mean"], m["behav_weight_max"], m["behav_dropped_frac"]) == (1.25, 2.0, 0.0)

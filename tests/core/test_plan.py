@@ -107,6 +107,14 @@ def test_the_shipped_7b_config_fits_its_stated_gpu_and_not_a_40g_one():
     assert "learner.deepspeed.gradient_checkpointing=true" in no_ckpt.verdict()
 
 
+def test_second_model_copies_are_sharded_like_the_policy():
+    shape = read_shape(SEVEN_B_SHAPE)
+    plan = plan_grpo(_seven_b("trainer.off_policy_overlap=true", "algo.kl_coef=0.01"), shape, "h100-80g")
+    terms = {t.name: t.bytes for t in plan.terms}
+    assert terms["behaviour model"] == terms["reference model"] == 2 * shape.params() // 8
+    assert "behaviour model" not in {t.name for t in plan_grpo(_seven_b(), shape, "h100-80g").terms}
+
+
 def test_a_config_needing_more_gpus_than_the_nodes_have_does_not_fit():
     cfg = _seven_b("learner.num_ranks=16", "rollout.num_workers=16")
     plan = plan_grpo(cfg, read_shape(SEVEN_B_SHAPE), "h100-80g", nodes=1)

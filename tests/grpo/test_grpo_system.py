@@ -190,17 +190,29 @@ def test_one_step_off_policy_overlap_generates_with_the_previous_weights(grpo_wo
                 "trainer.placement": "colocate",
                 "trainer.wandb_project": "rlvr-test",
                 "data.heldout": "null",
+                # the behaviour copy under ZeRO-3 on 2 ranks, partitioned like the policy
+                "learner.num_ranks": 2,
+                "learner.deepspeed.zero_stage": 3,
+                "learner.deepspeed.extra": "{zero_optimization: {stage3_param_persistence_threshold: 0}}",
             },
         ),
     )
     with Controller(cfg) as c:
+        import ray
+
         summary = c.run()
+        copies = [ray.get(lr.ping.remote())["behaviour"] for lr in c.learners]
+        assert all(b["partitioned"] and b["local_numel"] < b["numel"] for b in copies), copies
     assert summary["pass@1_before"] is None  # no held-out set configured
     # wandb ran offline (no network here) inside the run folder
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     rows = _metrics(tmp_path / "run")
     # step 2's rollout was submitted before step 1's update, so it used version 0; step 3 used version 1
     assert [r["rollout/version"] for r in rows] == [0, 0, 1]
+    # steps 2 and 3 trained with the decoupled objective against the generating version's snapshot
+    assert [r["actor/behaviour_lag"] for r in rows] == [0.0, 1.0, 1.0]
+    assert "actor/behav_weight_mean" not in rows[0]
+    assert all(0 < r["actor/behav_weight_mean"] and r["actor/behav_weight_max"] <= 5.0 for r in rows[1:])
     # the checkpoint after step 3 points at the data after step 3 (nothing prefetched past the end)
     assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["cursor"] == {
         "epoch": 0,
