@@ -24,6 +24,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -34,6 +35,9 @@ __all__ = [
     "load_full_weights",
     "weight_manifest",
     "buckets",
+    "device_id",
+    "pair_backend",
+    "PairGroup",
     "open_pair_group",
     "stream_full_weights",
     "receive_full_weights",
@@ -108,10 +112,29 @@ def buckets(manifest: list[tuple[str, tuple[int, ...], str]], bucket_bytes: int)
     return out
 
 
-def open_pair_group(addr: str, port: int, rank: int, prefix: str, device: str, timeout_s: float = 300) -> Any:
+def device_id(device: torch.device) -> str | None:
+    """A GPU's UUID (the same physical device whatever index a process sees it as), None on CPU."""
+    if device.type != "cuda":
+        return None
+    return str(torch.cuda.get_device_properties(device).uuid)
+
+
+def pair_backend(sender: str | None, receiver: str | None) -> str:
+    """NCCL between two different GPUs; gloo (through host memory) on CPU, and between two processes on the
+    same GPU (a colocated learner rank 0 and rollout worker), which NCCL refuses as a duplicate device."""
+    return "nccl" if sender is not None and receiver is not None and sender != receiver else "gloo"
+
+
+@dataclass
+class PairGroup:
+    group: Any  # a torch ProcessGroup of two: learner rank 0 (rank 0) and one rollout worker (rank 1)
+    backend: str  # "nccl" or "gloo"
+
+
+def open_pair_group(addr: str, port: int, rank: int, prefix: str, backend: str, timeout_s: float = 300) -> PairGroup:
     """A two-member process group (learner rank 0 = rank 0, one rollout worker = rank 1) that is not the
-    default group (the learner's default group is DeepSpeed's): gloo on CPU, NCCL on GPU. Rank 0 hosts the
-    TCP store at ``addr:port`` (created on first use); ``prefix`` names one generation of one pair."""
+    default group (the learner's default group is DeepSpeed's). Rank 0 hosts the TCP store at
+    ``addr:port`` (created on first use); ``prefix`` names one generation of one pair."""
     import datetime
 
     import torch.distributed as dist
@@ -123,24 +146,24 @@ def open_pair_group(addr: str, port: int, rank: int, prefix: str, device: str, t
         if rank == 0:
             _STORES[(addr, port)] = store
     scoped = dist.PrefixStore(prefix, store)
-    if device == "cuda":
-        return dist.ProcessGroupNCCL(scoped, rank, 2, dist.ProcessGroupNCCL.Options())
-    return dist.ProcessGroupGloo(scoped, rank, 2, timeout)
+    if backend == "nccl":
+        return PairGroup(dist.ProcessGroupNCCL(scoped, rank, 2, dist.ProcessGroupNCCL.Options()), backend)
+    return PairGroup(dist.ProcessGroupGloo(scoped, rank, 2, timeout), backend)
 
 
 _STORES: dict[tuple[str, int], Any] = {}  # rank 0's store server, kept for the groups opened later
 
 
-def _broadcast(group: Any, tensor: torch.Tensor) -> Any:
+def _broadcast(pair: PairGroup, tensor: torch.Tensor) -> Any:
     import torch.distributed as dist
 
     opts = dist.BroadcastOptions()
     opts.rootRank = 0
-    return group.broadcast([tensor], opts)
+    return pair.group.broadcast([tensor], opts)
 
 
 def stream_full_weights(
-    module: torch.nn.Module, zero_stage: int, rank: int, groups: list[Any], bucket_bytes: int
+    module: torch.nn.Module, zero_stage: int, rank: int, groups: list[PairGroup], bucket_bytes: int
 ) -> dict[str, float]:
     """Learner side of a bucketed sync (every learner rank calls it together under ZeRO-3): gather one
     bucket of parameters at a time and, on rank 0, broadcast it flat to every pair group. At most one
@@ -158,15 +181,16 @@ def stream_full_weights(
         with ctx:
             if rank == 0:
                 flat = torch.cat([p.detach().reshape(-1) for p in params])
-                for work in [_broadcast(g, flat) for g in groups]:
+                host = flat.cpu() if flat.is_cuda and any(g.backend == "gloo" for g in groups) else flat
+                for work in [_broadcast(g, host if g.backend == "gloo" else flat) for g in groups]:
                     work.wait()
                 sent += flat.numel() * flat.element_size()
-                del flat
+                del flat, host
     return {"bytes": float(sent), "buckets": float(len(plan))}
 
 
 def receive_full_weights(
-    model: torch.nn.Module, group: Any, manifest: list[tuple[str, tuple[int, ...], str]], bucket_bytes: int
+    model: torch.nn.Module, group: PairGroup, manifest: list[tuple[str, tuple[int, ...], str]], bucket_bytes: int
 ) -> None:
     """Worker side of a bucketed sync: receive each flat bucket and copy it into the model's parameters
     (refusing a manifest whose names or shapes differ from the model's)."""
@@ -175,7 +199,7 @@ def receive_full_weights(
     wrong = [(n, s, tuple(own[n].shape)) for n, s, _ in manifest if n in own and tuple(own[n].shape) != s]
     if wrong:
         raise RuntimeError(f"weight sync mismatch: shapes (name, sent, ours) {wrong[:5]}")
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if group.backend == "nccl" else torch.device("cpu")
     for idx in buckets(manifest, bucket_bytes):
         dtype = getattr(torch, manifest[idx[0]][2])
         total = sum(math.prod(manifest[i][1]) for i in idx)
@@ -235,12 +259,14 @@ class ObjectStoreTransport:
 
 class BucketedTransport:
     """ZeRO-3 shards gathered a bucket at a time on the learner ranks and streamed from learner rank 0 to
-    each rollout worker over its own two-member process group (gloo on CPU, NCCL on GPU). A pair group per
-    worker: a restarted worker gets a new group (a new generation) without disturbing the others."""
+    each rollout worker over its own two-member process group (NCCL between two GPUs; gloo on CPU and for a
+    worker colocated on learner rank 0's GPU, see :func:`pair_backend`). A pair group per worker: a restarted
+    worker gets a new group (a new generation) without disturbing the others."""
 
     def __init__(self, bucket_mb: int = DEFAULT_BUCKET_MB):
         self.bucket_bytes = int(bucket_mb) * 2**20
         self._address: tuple[str, int] | None = None
+        self._sender: str | None = None
         self._generation: dict[int, int] = {}
 
     def _open(self, learners: list[Any], workers: list[Any], indices: list[int]) -> None:
@@ -248,13 +274,16 @@ class BucketedTransport:
 
         if self._address is None:
             self._address = tuple(ray.get(learners[0].address.remote()))
+            self._sender = ray.get(learners[0].device_id.remote())
         addr, port = self._address
-        for i in indices:
+        receivers = ray.get([workers[i].device_id.remote() for i in indices])
+        pairs = {}
+        for i, receiver in zip(indices, receivers, strict=True):
             self._generation[i] = self._generation.get(i, -1) + 1
-        prefixes = {i: f"rlvr-weights/w{i}/g{self._generation[i]}" for i in indices}
+            pairs[i] = (f"rlvr-weights/w{i}/g{self._generation[i]}", pair_backend(self._sender, receiver))
         ray.get(
-            [learners[0].open_weight_groups.remote(addr, port, prefixes)]
-            + [workers[i].open_weight_group.remote(addr, port, prefixes[i]) for i in indices]
+            [learners[0].open_weight_groups.remote(addr, port, pairs)]
+            + [workers[i].open_weight_group.remote(addr, port, *pairs[i]) for i in indices]
         )
 
     def _stream(self, learners: list[Any], workers: list[Any], indices: list[int], version: int) -> None:

@@ -180,13 +180,18 @@ class LearnerRank:
 
         return weight_manifest(self.engine.module)
 
-    def open_weight_groups(self, addr: str, port: int, prefixes: dict[int, str]) -> None:
-        """Rank 0: open a pair group with each rollout worker in ``prefixes`` (worker index -> prefix)."""
+    def device_id(self) -> str | None:
+        from rlvr.grpo.weight_sync import device_id
+
+        return device_id(self.engine.device)
+
+    def open_weight_groups(self, addr: str, port: int, pairs: dict[int, tuple[str, str]]) -> None:
+        """Rank 0: open a pair group with each rollout worker in ``pairs`` (index -> (prefix, backend))."""
         from rlvr.grpo.weight_sync import open_pair_group
 
         groups = getattr(self, "_weight_groups", {})
-        for i, prefix in prefixes.items():
-            groups[i] = open_pair_group(addr, port, 0, prefix, self.engine.device.type)
+        for i, (prefix, backend) in pairs.items():
+            groups[i] = open_pair_group(addr, port, 0, prefix, backend)
         self._weight_groups = groups
 
     def stream_weights(self, workers: list[int], bucket_bytes: int) -> dict[str, float]:

@@ -62,11 +62,16 @@ class RolloutWorker:
         self.version = int(version)
         return self.version
 
-    def open_weight_group(self, addr: str, port: int, prefix: str) -> None:
+    def device_id(self) -> str | None:
+        from rlvr.grpo.weight_sync import device_id
+
+        return device_id(self.device)
+
+    def open_weight_group(self, addr: str, port: int, prefix: str, backend: str) -> None:
         """Join the pair group learner rank 0 opens for this worker (bucketed weight sync)."""
         from rlvr.grpo.weight_sync import open_pair_group
 
-        self._weight_group = open_pair_group(addr, port, 1, prefix, self.device.type)
+        self._weight_group = open_pair_group(addr, port, 1, prefix, backend)
 
     def receive_weights(self, manifest: list, bucket_bytes: int, version: int) -> int:
         """Receive the learner's weights bucket by bucket over the pair group and record their version."""

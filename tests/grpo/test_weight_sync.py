@@ -10,8 +10,10 @@ from rlvr.grpo.weight_sync import (
     WeightSync,
     buckets,
     check_weight_names,
+    device_id,
     gather_full_weights,
     load_full_weights,
+    pair_backend,
     weight_manifest,
 )
 from tests.conftest import make_tiny_qwen
@@ -67,7 +69,7 @@ def _receiver(port: int, seed: int, bucket_bytes: int, out: str) -> None:
     from rlvr.grpo.weight_sync import open_pair_group, receive_full_weights
 
     model = make_tiny_qwen(seed=seed)
-    group = open_pair_group("127.0.0.1", port, 1, "test/w0/g0", "cpu", timeout_s=60)
+    group = open_pair_group("127.0.0.1", port, 1, "test/w0/g0", "gloo", timeout_s=60)
     manifest = weight_manifest(make_tiny_qwen(seed=0))
     receive_full_weights(model, group, manifest, bucket_bytes)
     torch.save(model.state_dict(), out)
@@ -84,7 +86,7 @@ def test_streamed_weights_arrive_exactly_over_a_gloo_pair_group(tmp_path, bucket
     port, out = free_port(), tmp_path / "received.pt"
     proc = mp.get_context("spawn").Process(target=_receiver, args=(port, 3, bucket_bytes, str(out)))
     proc.start()
-    group = open_pair_group("127.0.0.1", port, 0, "test/w0/g0", "cpu", timeout_s=60)
+    group = open_pair_group("127.0.0.1", port, 0, "test/w0/g0", "gloo", timeout_s=60)
     stats = stream_full_weights(src, zero_stage=1, rank=0, groups=[group], bucket_bytes=bucket_bytes)
     proc.join(60)
     assert proc.exitcode == 0
@@ -96,12 +98,19 @@ def test_streamed_weights_arrive_exactly_over_a_gloo_pair_group(tmp_path, bucket
     assert stats["buckets"] == len(buckets(weight_manifest(src), bucket_bytes))
 
 
+def test_pair_backend_is_nccl_only_between_two_different_gpus():
+    assert pair_backend("GPU-a", "GPU-b") == "nccl"
+    assert pair_backend("GPU-a", "GPU-a") == "gloo"  # colocated on one GPU: NCCL refuses duplicate devices
+    assert pair_backend(None, "GPU-b") == pair_backend("GPU-a", None) == pair_backend(None, None) == "gloo"
+    assert device_id(torch.device("cpu")) is None
+
+
 def test_a_receiver_refuses_a_manifest_of_another_shape():
-    from rlvr.grpo.weight_sync import receive_full_weights
+    from rlvr.grpo.weight_sync import PairGroup, receive_full_weights
 
     model = make_tiny_qwen(seed=0)
     manifest = weight_manifest(model)
     name, shape, dtype = manifest[1]
     bad = [*manifest[:1], (name, (shape[0] + 1, *shape[1:]), dtype), *manifest[2:]]
     with pytest.raises(RuntimeError, match=rf"shapes \(name, sent, ours\) \[\('{name}'"):
-        receive_full_weights(model, group=None, manifest=bad, bucket_bytes=1)
+        receive_full_weights(model, group=PairGroup(None, "gloo"), manifest=bad, bucket_bytes=1)
