@@ -23,7 +23,10 @@ def check(cfg: GRPOConfig, connect: bool = True) -> list[Problem]:
     ``trainer.gpu`` names a GPU (``auto`` plans once the cluster is up), and (``connect``, as ``--check``
     does) the sandbox URLs; a run instead waits for the replicas (``reward.sandbox_wait_s``)."""
     model = model_folder("model.path", cfg.model.path, need_tokenizer=True)
-    problems = model + prompt_rows("data.train", cfg.data.train) + prompt_rows("data.heldout", cfg.data.heldout)
+    problems = model + prompt_rows("data.train", cfg.data.train)
+    sets = cfg.data.eval_sets()
+    for name, path in sets.items():
+        problems += prompt_rows("data.heldout" if isinstance(cfg.data.heldout, str) else f"data.heldout.{name}", path)
     if not model and cfg.trainer.gpu not in (None, "auto"):  # the memory plan (`rlvr plan`) on the named GPU
         from rlvr.plan import fit_problem
 
@@ -52,4 +55,14 @@ def main(cfg: GRPOConfig) -> dict:
         summary["final_model"],
     )
     Console().print(table)
+    if summary.get("eval"):
+        sets = Table(title="held-out sets: per-task pass@1 before -> after, paired gain (95% bootstrap CI over tasks)")
+        for col in ("set", "tasks x samples", "pass@1 before", "after", "gain [95% CI]", "pass@k after"):
+            sets.add_column(col)
+        for name, e in summary["eval"].items():
+            g = e["gain_pass@1"]
+            ks = "  ".join(f"{k} {v:.3f}" for k, v in e["after"].items() if k != "pass@1")
+            sets.add_row(name, f"{e['tasks']} x {e['samples_per_task']}", fmt(e["before"]["pass@1"]),
+                         fmt(e["after"]["pass@1"]), f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]", ks)
+        Console().print(sets)
     return summary

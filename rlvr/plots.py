@@ -59,9 +59,15 @@ def plot_metrics(
 
 
 def plot_before_after(
-    before: dict[str, float], after: dict[str, float], out_png: str | Path, ylabel: str = "held-out pass@1"
+    before: dict[str, float],
+    after: dict[str, float],
+    out_png: str | Path,
+    ylabel: str = "held-out pass@1",
+    after_ci: dict[str, tuple[float, float]] | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Paired bars per group (e.g. held-out pass@1 per data source before and after RL)."""
+    """Paired bars per group (e.g. held-out pass@1 per data source before and after RL); ``after_ci``:
+    a confidence interval drawn on each after bar (e.g. before + the paired gain's interval)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,6 +78,14 @@ def plot_before_after(
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(names) + 2), 3.6))
     ax.bar([x - 0.2 for x in xs], [before.get(n, 0.0) for n in names], width=0.4, label="before RL")
     ax.bar([x + 0.2 for x in xs], [after.get(n, 0.0) for n in names], width=0.4, label="after RL")
+    if after_ci:
+        for x, n in zip(xs, names, strict=True):
+            if n in after_ci:
+                lo, hi = after_ci[n]
+                ax.errorbar(x + 0.2, after.get(n, 0.0), yerr=[[after.get(n, 0.0) - lo], [hi - after.get(n, 0.0)]],
+                            fmt="none", ecolor="black", capsize=4)
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.set_xticks(list(xs), names, rotation=45, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.05)

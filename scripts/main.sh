@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a 2-core CPU machine: tiny world -> diffusion pretraining -> SFT -> difficulty filter
-# of the RL prompts -> GRPO with sandbox rewards. Prints held-out pass@1 before and after RL
-# (also in $RUN/grpo/summary.json).
+# of the RL prompts -> RL-train / RL-held-out split -> GRPO with sandbox rewards. Prints pass@1 before and
+# after RL on both held-out sets with the paired per-task gain and its 95% bootstrap CI (also in
+# $RUN/grpo/summary.json, and $RUN/grpo/heldout_gain.png).
 # Usage: scripts/main.sh [RUN_DIR]  (default runs/tiny; GRPO overrides via GRPO_ARGS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,17 @@ else
     --near-dup-threshold 1 --no-humaneval  # tiny-world prompts differ only in constants: exact dedup only
   echo "[main] difficulty filter took $(( $(date +%s) - start ))s"
 fi
+# RL-train / RL-held-out: an i.i.d. split of the filtered pool (same templates, prompts never trained on),
+# to measure learning; the world's held-out set (unseen template/constant combinations) measures transfer
+# and forgetting
+if [ ! -f "$RUN/rl_split/heldout.jsonl" ] || [ "$RUN/rl_filter/train.jsonl" -nt "$RUN/rl_split/heldout.jsonl" ]; then
+  .venv/bin/rlvr data split "$RUN/rl_filter/train.jsonl" "$RUN/rl_split/train.jsonl" "$RUN/rl_split/heldout.jsonl" \
+    --fraction 0.2 --seed 0
+fi
 start=$(date +%s)
 # shellcheck disable=SC2086
 .venv/bin/rlvr train -c recipes/configs/tiny/grpo.yaml \
-  model.path="$RUN/sft2/model" data.train="$RUN/rl_filter/train.jsonl" data.heldout="$RUN/data/rl/heldout.jsonl" \
+  model.path="$RUN/sft2/model" data.train="$RUN/rl_split/train.jsonl" \
+  "data.heldout={rl_heldout: $RUN/rl_split/heldout.jsonl, transfer: $RUN/data/rl/heldout.jsonl}" \
   trainer.out_dir="$RUN/grpo" ${GRPO_ARGS:-}
 echo "[main] GRPO took $(( $(date +%s) - start ))s; curves: $RUN/grpo/curves.png; summary: $RUN/grpo/summary.json"

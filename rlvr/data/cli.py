@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Verifiable-prompt datasets: validate, curate, import.", no_args_is_help=True)
+app = typer.Typer(help="Verifiable-prompt datasets: validate, split, curate, import.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -35,6 +35,32 @@ def validate(path: Annotated[Path, typer.Argument(help="JSONL / JSON / parquet f
         bad = len({e.index for e in errors})
         _fail(f"{bad} of {n} rows are invalid ({len(errors)} problems) in {str(path)!r}")
     console.print(f"[green]ok:[/] {n} rows valid in {str(path)!r}", highlight=False)
+
+
+@app.command()
+def split(
+    in_path: Annotated[Path, typer.Argument(help="Rows to split (JSONL / JSON / parquet).")],
+    rest_path: Annotated[Path, typer.Argument(help="The rows kept for training (.jsonl or .parquet).")],
+    heldout_path: Annotated[Path, typer.Argument(help="The held-out rows (.jsonl or .parquet).")],
+    fraction: Annotated[float, typer.Option(help="Fraction of the distinct prompts held out.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the random assignment.")] = 0,
+) -> None:
+    """Split rows i.i.d. into training and held-out files; rows with the same prompt stay on one side."""
+    from rlvr.data.schema import RowParseError, read_rows, write_rows
+    from rlvr.data.split import split_rows
+
+    try:
+        rows = []
+        for i, row in read_rows(in_path):
+            if isinstance(row, RowParseError):
+                _fail(f"{str(in_path)!r} row {i}: {row}")
+            rows.append(row)
+        rest, held = split_rows(rows, fraction, seed)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    write_rows(rest_path, rest)
+    write_rows(heldout_path, held)
+    console.print(f"{len(rest)} rows -> {rest_path}; {len(held)} rows -> {heldout_path}", highlight=False, soft_wrap=True)
 
 
 @app.command()

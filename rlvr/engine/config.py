@@ -14,7 +14,7 @@ __all__ = ["OptimConfig", "DeepSpeedSection"]
 class OptimConfig(Config):
     """AdamW + warmup schedule. Defaults follow Dream-Coder's SFT trainer (sft_trainer.yaml)."""
 
-    lr: float = Field(5e-6, gt=0)  # Dream-Coder SFT lr for 7B; tiny models use ~1e-3
+    lr: float = Field(5e-6, ge=0)  # Dream-Coder SFT lr for 7B; tiny models use ~1e-3; 0: the no-update control
     betas: tuple[float, float] = (0.9, 0.95)  # reference defaults; beta2 0.95 is steadier for LMs
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.01, ge=0)

@@ -33,10 +33,18 @@ class ModelCfg(Config):
 
 class DataCfg(Config):
     train: str = "runs/tiny/data/rl_train.jsonl"  # prompt rows in the rlvr.data schema
-    heldout: str | None = "runs/tiny/data/rl_heldout.jsonl"
+    # held-out evaluation sets: one file (named "heldout") or {name: file, ...}; the first is the primary
+    # (pass@1_before/after in summary.json). Each is scored before and after RL with the same sampling seeds
+    heldout: str | dict[str, str] | None = "runs/tiny/data/rl_heldout.jsonl"
     prompts_per_step: int = Field(96, ge=1)  # Dream-Coder: 96 prompts x 16 samples per step
     max_prompt_length: int = Field(512, ge=1)  # longer prompts are dropped (and counted), as in the recipe
     shuffle_seed: int = 0
+
+    def eval_sets(self) -> dict[str, str]:
+        """``heldout`` as ``{name: path}`` (empty when there is none)."""
+        if self.heldout is None:
+            return {}
+        return {"heldout": self.heldout} if isinstance(self.heldout, str) else dict(self.heldout)
 
 
 class RolloutCfg(Config):
@@ -100,6 +108,10 @@ class AlgoCfg(Config):
     # update (the proximal policy) and each token is weighted by pi_prox / pi_behav; tokens whose weight
     # exceeds this cap are dropped
     behaviour_weight_cap: float = Field(5.0, gt=1)
+    # controls that must show no learning at the same compute (rlvr.grpo.selection.train_batch):
+    # "shuffle_advantages" permutes the advantages across the batch, "flip_reward" trains on -reward;
+    # the third control, learning rate 0, is learner.optim.lr=0
+    control: Literal["none", "shuffle_advantages", "flip_reward"] = "none"
     # refill: at most this many extra generation rounds of data.prompts_per_step new prompts per step
     # (DAPO's max_num_gen_batches); slots still empty after them are filled by substitution
     refill_max_rounds: int = Field(3, ge=1)
@@ -123,7 +135,7 @@ class TrainerCfg(Config):
     total_steps: int = Field(50, ge=1)
     save_every: int = Field(10, ge=1)
     eval_every: int = 0  # 0: evaluate only before and after training
-    eval_samples: int = 1  # samples per held-out prompt for pass@1
+    eval_samples: int = Field(1, ge=1)  # samples per held-out prompt: pass@1 is their mean, pass@k unbiased
     eval_temperature: float = 0.1
     # sampler settings that differ at evaluation, over rollout.sampler: e.g. {cache: none} to score the
     # held-out set with the exact sampler while rollouts use an approximate KV cache

@@ -27,6 +27,7 @@ from typing import Any
 from rlvr.algos import response_lengths
 from rlvr.config import ConfigError, dump_config
 from rlvr.grpo.config import GRPOConfig
+from rlvr.grpo.evaluation import compare_evals
 from rlvr.grpo.prompts import PromptStream, load_rows
 from rlvr.grpo.rollout import Pending
 from rlvr.grpo.runlog import RunLogger, completion_rows, plot_run, reward_trend, step_metrics
@@ -87,7 +88,7 @@ class Controller:
         # 4. zero-advantage policy and group advantages -> TrainBatch
         selection = select(scored.rewards, cfg.algo, per_step, cfg.trainer.seed, step)
         selection.metrics.update(refilled)
-        batch, adv = train_batch(scored, selection.index, cfg.algo, self.pad_id, self.eos_id)
+        batch, adv = train_batch(scored, selection.index, cfg.algo, self.pad_id, self.eos_id, cfg.trainer.seed, step)
         # 5. PPO epochs on the learner ranks (DeepSpeed data parallel)
         t0, k = time.perf_counter(), len(self.learners)
         rank_metrics = ray.get(
@@ -143,9 +144,11 @@ class Controller:
             (self.out / "eval_after.json").write_text(json.dumps(after))
         if before and after and "by_group" in after:
             summary["heldout_by_group"] = {"before": before.get("by_group"), "after": after["by_group"]}
+        if before and after and "sets" in before and "sets" in after:
+            summary["eval"] = compare_evals(before, after, t.seed)
         summary.update(reward_trend(self.out / "metrics.jsonl"))
         summary["final_model"] = self.save_final()
-        plot_run(self.out, summary.get("heldout_by_group"), t.eval_group_by)
+        plot_run(self.out, summary.get("heldout_by_group"), t.eval_group_by, summary.get("eval"))
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
         return summary
@@ -185,11 +188,10 @@ class Controller:
         self.train_prompts = PromptStream(
             load_rows(cfg.data.train), self.tokenizer, cfg.data.max_prompt_length, cfg.data.shuffle_seed
         )
-        heldout = (
-            PromptStream(load_rows(cfg.data.heldout), self.tokenizer, cfg.data.max_prompt_length)
-            if cfg.data.heldout
-            else None
-        )
+        heldout = {
+            name: PromptStream(load_rows(path), self.tokenizer, cfg.data.max_prompt_length)
+            for name, path in cfg.data.eval_sets().items()
+        }
         self.scorer = self._stack.enter_context(Scorer(cfg, self.tokenizer, self.pad_id, self.eos_id))
         self._init_ray()
         self._check_memory_plan()

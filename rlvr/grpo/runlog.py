@@ -143,8 +143,11 @@ def reward_trend(metrics_path: Path) -> dict[str, float]:
     return {"train_reward_first_quarter": trend[0], "train_reward_last_quarter": trend[1]}
 
 
-def plot_run(out: Path, by_group: dict[str, Any] | None, group_by: str | None) -> None:
-    """``curves.png`` (reward, length, clip fraction, informative groups) and ``heldout_by_group.png``."""
+def plot_run(
+    out: Path, by_group: dict[str, Any] | None, group_by: str | None, evals: dict[str, Any] | None = None
+) -> None:
+    """``curves.png`` (reward, length, clip fraction, informative groups), ``heldout_by_group.png`` and
+    ``heldout_gain.png`` (pass@1 per held-out set before and after, with the paired gain's 95% CI)."""
     from rlvr.plots import plot_before_after, plot_metrics
 
     keys = ("reward/mean", "response/length_mean", "actor/clip_frac", "batch/solve_partial")
@@ -155,5 +158,11 @@ def plot_run(out: Path, by_group: dict[str, Any] | None, group_by: str | None) -
                 by_group["before"], by_group["after"], out / "heldout_by_group.png",
                 ylabel=f"held-out pass@1 by {group_by}",
             )
+        if evals:
+            before = {k: v["before"]["pass@1"] for k, v in evals.items()}
+            after = {k: v["after"]["pass@1"] for k, v in evals.items()}
+            ci = {k: (before[k] + v["gain_pass@1"]["low"], before[k] + v["gain_pass@1"]["high"]) for k, v in evals.items()}
+            plot_before_after(before, after, out / "heldout_gain.png", ylabel="held-out pass@1", after_ci=ci,
+                              title="bars: pass@1; whiskers: before + 95% CI of the paired per-task gain")
     except Exception as exc:  # a plot must never cost the run its summary
         log.warning("could not render the run's PNGs: %s", exc)

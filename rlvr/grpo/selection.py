@@ -67,14 +67,21 @@ def select(rewards: torch.Tensor, algo: AlgoCfg, target: int, seed: int, step: i
 
 
 def train_batch(
-    scored: Scored, index: torch.Tensor, algo: AlgoCfg, pad_id: int, eos_id: int | None
+    scored: Scored, index: torch.Tensor, algo: AlgoCfg, pad_id: int, eos_id: int | None, seed: int = 0, step: int = 0
 ) -> tuple[TrainBatch, torch.Tensor]:
     """The rows of the selected groups, with group advantages (computed after selection, so a copied
-    group is its own group). Returns ``(batch, advantages [len(index), n])``."""
+    group is its own group). Returns ``(batch, advantages [len(index), n])``.
+
+    ``algo.control`` (a run that must not learn from its reward): ``flip_reward`` computes the advantages
+    of ``-reward``; ``shuffle_advantages`` permutes them across the whole batch (seeded by step)."""
     n = scored.n
     rows = group_rows(index, n)
     rewards = scored.rewards[index]
-    adv = compute_advantages(rewards, algo.advantage, norm_by_std=algo.norm_adv_by_std)
+    adv = compute_advantages(-rewards if algo.control == "flip_reward" else rewards, algo.advantage,
+                             norm_by_std=algo.norm_adv_by_std)
+    if algo.control == "shuffle_advantages":
+        perm = torch.randperm(adv.numel(), generator=step_generator(seed, step, 3))
+        adv = adv.flatten()[perm].view_as(adv)
     resp = scored.rollout.response_ids[rows]
     batch = TrainBatch(
         input_ids=torch.cat([scored.rollout.prompt_ids[rows], resp], 1),

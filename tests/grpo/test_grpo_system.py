@@ -250,3 +250,26 @@ def test_refill_generates_new_prompt_groups_until_the_step_is_informative(grpo_w
         for g in range(0, len(trained), 4):  # each trained group has mixed rewards
             assert len({x["reward"] for x in trained[g : g + 4]}) == 2
     assert sum(r["batch/refill_rounds"] for r in rows) >= 1
+
+
+def test_learning_rate_zero_control_scores_every_heldout_set_identically(grpo_world, tmp_path):
+    """Common random numbers: with lr 0 the policy does not move, so the same sampling seeds give every
+    task the same score before and after, and the paired gain is exactly 0 on each set."""
+    sets = f"{{rl_heldout: {grpo_world['heldout']}, transfer: {grpo_world['train']}}}"
+    overrides = {"learner.optim.lr": 0, "data.heldout": sets, "trainer.eval_samples": 4,
+                 "trainer.eval_temperature": 1.0, "trainer.total_steps": 1}
+    cfg = load_config(GRPOConfig, None, grpo_overrides(grpo_world, tmp_path / "run", **overrides))
+    with Controller(cfg) as c:
+        summary = c.run()
+    before = json.loads((tmp_path / "run" / "eval_before.json").read_text())
+    after = json.loads((tmp_path / "run" / "eval_after.json").read_text())
+    assert list(after["sets"]) == ["rl_heldout", "transfer"]
+    assert summary["pass@1_before"] == before["sets"]["rl_heldout"]["pass@1"]  # the first set is the primary
+    for name, tasks in (("rl_heldout", 4), ("transfer", 12)):
+        assert before["sets"][name]["tasks"] == after["sets"][name]["tasks"]
+        e = summary["eval"][name]
+        assert (e["tasks"], e["samples_per_task"]) == (tasks, 4)
+        assert e["before"] == e["after"] and set(e["after"]) == {"pass@1", "pass@4"}
+        g = e["gain_pass@1"]
+        assert (g["mean"], g["low"], g["high"], g["n"]) == (0.0, 0.0, 0.0, tasks)
+    assert (tmp_path / "run" / "heldout_gain.png").stat().st_size > 1000

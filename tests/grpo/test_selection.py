@@ -100,3 +100,19 @@ def test_refill_config_and_rloo_std_are_checked_at_load():
     with pytest.raises(ConfigError, match="algo.norm_adv_by_std=true with algo.advantage=rloo"):
         load_config(GRPOConfig, None, ["algo.advantage=rloo", "algo.norm_adv_by_std=true"])
     assert load_config(GRPOConfig, None, ["algo.advantage=rloo"]).algo.norm_adv_by_std is None
+
+
+def test_controls_flip_or_shuffle_the_advantages_and_keep_the_rewards():
+    s = scored([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    index = torch.tensor([0, 1])
+    base, adv = train_batch(s, index, AlgoCfg(), PAD, EOS)
+    assert torch.allclose(adv, torch.tensor([[0.7071, -0.7071], [-0.7071, 0.7071]]), atol=1e-4)
+    flipped, fadv = train_batch(s, index, AlgoCfg(control="flip_reward"), PAD, EOS)
+    assert torch.equal(fadv, -adv) and torch.equal(flipped.rewards, base.rewards)
+    shuffled, sadv = train_batch(s, index, AlgoCfg(control="shuffle_advantages"), PAD, EOS, seed=0, step=5)
+    assert sorted(sadv.flatten().tolist()) == sorted(adv.flatten().tolist())  # a permutation of the same values
+    perm = torch.randperm(4, generator=__import__("rlvr.engine.rng", fromlist=["x"]).step_generator(0, 5, 3))
+    assert torch.equal(sadv.flatten(), adv.flatten()[perm])
+    assert torch.equal(shuffled.advantages, sadv.flatten()) and torch.equal(shuffled.rewards, base.rewards)
+    again = train_batch(s, index, AlgoCfg(control="shuffle_advantages"), PAD, EOS, seed=0, step=5)[1]
+    assert torch.equal(again, sadv)  # seeded by (seed, step)

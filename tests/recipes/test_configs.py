@@ -97,6 +97,8 @@ def test_difficulty_configs_sample_as_the_grpo_rollouts(name):
     grpo = load_config(GRPOConfig, CONFIGS / name / "grpo.yaml")
     assert diff.sampler == grpo.rollout.sampler
     assert diff.n == grpo.rollout.n and diff.model.path == grpo.model.path
-    if name == "tiny":  # scripts/main.sh: all RL prompts in, the curated ones to GRPO
-        assert (diff.dataset, grpo.data.train) == ("runs/tiny/data/rl/train.jsonl", "runs/tiny/rl_filter/train.jsonl")
+    if name == "tiny":  # scripts/main.sh: all RL prompts in, the curated ones (less an i.i.d. held-out 20%) to GRPO
+        assert (diff.dataset, grpo.data.train) == ("runs/tiny/data/rl/train.jsonl", "runs/tiny/rl_split/train.jsonl")
+        assert grpo.data.eval_sets() == {"rl_heldout": "runs/tiny/rl_split/heldout.jsonl",
+                                         "transfer": "runs/tiny/data/rl/heldout.jsonl"}
     assert (diff.verifier, diff.verifier_kwargs) == (grpo.reward.verifier, grpo.reward.verifier_kwargs)
