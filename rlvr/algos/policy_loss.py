@@ -23,6 +23,8 @@ KL_ESTIMATORS.register("k1")(lambda lr: lr)
 KL_ESTIMATORS.register("k2")(lambda lr: 0.5 * lr**2)
 # k3 (Schulman): exp(-lr) + lr - 1 >= 0, low variance; clamped as verl's low_var_kl
 KL_ESTIMATORS.register("k3")(lambda lr: (torch.exp(-lr) + lr - 1).clamp(-10.0, 10.0))
+# verl's names for the same estimators: "kl" is k1, "mse" is k2, "low_var_kl" is k3
+KL_ESTIMATORS.register("low_var_kl")(KL_ESTIMATORS.get("k3"))
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> torch.Tensor:

@@ -88,6 +88,8 @@ class AlgoCfg(Config):
     # token's ratio explodes (seen on the tiny model at lr 1e-4: ratio 4e4, grad norm 9e3)
     dual_clip: float | None = Field(None, gt=1)
     kl_coef: float = 0.0  # no KL ...
+    # per-token KL(pi || reference) estimate when kl_coef > 0: k1 (log-ratio), k2, k3 = low_var_kl (verl's)
+    kl_estimator: Annotated[str, _name("rlvr.algos.policy_loss:KL_ESTIMATORS", "KL estimator")] = "low_var_kl"
     entropy_coef: float = 0.0  # ... and no entropy bonus, as in Dream-Coder
     ppo_epochs: int = Field(2, ge=1)
     mini_batches: int = Field(1, ge=1)  # optimiser steps per PPO epoch (Dream-Coder: 1)

@@ -153,7 +153,7 @@ def ppo_update(
 
                 logp, w = estimate_logprobs(fwd, sub, temperature)[:2]
                 gidx = rows[sub_rows]
-                kl = None if ref is None else kl_penalty(logp, ref[e][gidx])
+                kl = None if ref is None else kl_penalty(logp, ref[e][gidx], algo.kl_estimator)
                 ent = None
                 if entropy_needed:
                     ent_copies = token_entropy(torch.cat(logits_cache), temperature)

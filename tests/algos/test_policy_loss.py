@@ -145,3 +145,10 @@ def test_decoupled_loss_weights_each_token_by_its_behaviour_weight():
     loss.backward()
     assert torch.allclose(logp.grad, torch.tensor([[-0.5 / 2, -2 * math.exp(0.2) / 2]]))
     assert (m["behav_weight_mean"], m["behav_weight_max"], m["behav_dropped_frac"]) == (1.25, 2.0, 0.0)
+
+
+def test_verls_low_var_kl_is_k3():
+    logp, ref = torch.tensor([-1.0, -0.5]), torch.tensor([-1.5, -0.5])
+    assert torch.equal(kl_penalty(logp, ref, "low_var_kl"), kl_penalty(logp, ref, "k3"))
+    assert torch.allclose(kl_penalty(logp, ref, "k3"), torch.tensor([math.exp(-0.5) + 0.5 - 1, 0.0]))
+    assert torch.equal(kl_penalty(logp, ref, "k1"), torch.tensor([0.5, 0.0]))

@@ -30,6 +30,7 @@ REGISTRY_FIELDS = [
     (GRPOConfig, "algo.zero_advantage", "zero-advantage policy", "refill"),
     (GRPOConfig, "reward.verifier", "verifier", "format"),
     (GRPOConfig, "model.kind", "policy kind", "autoregressive"),
+    (GRPOConfig, "algo.kl_estimator", "KL estimator", "k1"),
     (SFTConfig, "objective.weighting", "loss weighting", "cart"),
     (SFTConfig, "data.cutoff", "cutoff mode", "input_pad"),
     (PretrainConfig, "objective.weighting", "loss weighting", "linear"),
