@@ -56,6 +56,7 @@ class TrainBatch:
     group: torch.Tensor  # [B] long, group id AFTER substitution
     meta: dict[str, Any] = field(default_factory=dict)
     version: int = 0  # weight version that generated the rows (the oldest, when chunks differ)
+    decode_step: torch.Tensor | None = None  # [B, R] long: the sampler step that decoded each canvas slot
 
     @property
     def response_length(self) -> int:

@@ -365,7 +365,6 @@ def plan_grpo(
     headroom: float = 0.10,
 ) -> Plan:
     """The per-GPU memory plan of GRPO config ``cfg`` (a ``GRPOConfig``) for a model of ``shape``."""
-    from rlvr.algos import LOGPROB_ESTIMATORS
     from rlvr.learner.ppo import micro_layout
 
     if capacity is None:
@@ -400,7 +399,7 @@ def plan_grpo(
         add("behaviour model", copy, all_phases, gpu_l)
     if ds.bf16 and not ds.offload_optimizer:
         plan.deepspeed_model_states = deepspeed_estimate(p, largest, ds.zero_stage, lc.num_ranks)
-    k = LOGPROB_ESTIMATORS.get(cfg.algo.logprob_estimator).num_copies
+    k = cfg.algo.estimator().num_copies
     rows_per_rank = cfg.data.prompts_per_step * rc.n // lc.num_ranks
     per, _ = micro_layout(rows_per_rank, cfg.algo.mini_batches, lc.micro_batch_size, k)
     fwd_rows = per * k

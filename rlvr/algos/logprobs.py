@@ -205,12 +205,23 @@ class LogprobEstimator:
     separable = True
     default_t_range = (0.0, 1.0)
     masks_inputs = True  # False: the copies keep the clean tokens (``scored`` only says what is read)
+    copies_setting: str | None = None  # the AlgoCfg field that sets num_copies, where it is a setting
 
     def draw(
         self, canvas: torch.Tensor, generator, shared_across_rows: bool, t_min: float, t_max: float
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per copy: the masked canvas positions ``[B, R]`` and the mask ratio ``[B]``."""
         raise NotImplementedError
+
+    def scored_positions(self, masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per copy, the positions whose log-prob it gives: by default every position it masks."""
+        return masks
+
+    def with_copies(self, num_copies: int | None) -> LogprobEstimator:
+        """This estimator with ``num_copies`` copies where that is a setting (``trace``'s slices)."""
+        if num_copies not in (None, self.num_copies):
+            raise ValueError(f"log-prob estimator {self.name!r} always uses {self.num_copies} copies")
+        return self
 
     def copy_weights(self, weighting, masks, ts, canvas, loss_mask, cart_p) -> list[torch.Tensor]:
         """Per copy ``[B, R]`` loss weights (zero outside that copy's masked loss tokens)."""
@@ -220,7 +231,7 @@ class LogprobEstimator:
 
     def combine(self, copies: MaskedCopies, copy_logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``copy_logp [K*B, R]`` -> ``(logp [B, R], weights [B, R])``; both 0 outside the loss mask."""
-        k, b, r = self.num_copies, copies.batch_size, copies.response_length
+        k, b, r = copies.num_copies, copies.batch_size, copies.response_length
         if copy_logp.shape != (k * b, r):
             raise ValueError(f"copy_logp must be [K*B, R] = [{k * b}, {r}], got {tuple(copy_logp.shape)}")
         # each token is scored by exactly one copy; torch.where, not a product, so that a -inf log-prob
@@ -311,7 +322,51 @@ class AutoregressiveEstimator(LogprobEstimator):
         return [loss_mask.float()]
 
 
-for _est in (CoupledEstimator(), FullMaskEstimator(), DiffuCoderEstimator(), AutoregressiveEstimator()):
+def trace_slices(decode_step: torch.Tensor, slices: int) -> torch.Tensor:
+    """``[B, R]`` slice index in ``0 .. slices - 1`` of each canvas position: the row's decode steps
+    ``0 .. S_b - 1`` (``S_b`` = its last decode step + 1) cut into ``slices`` consecutive equal parts.
+    A position never decoded (``-1``: padding after an early exit, or a mask left in place) goes last."""
+    last = decode_step.max(dim=1, keepdim=True).values.clamp_min(0) + 1
+    sl = torch.div(decode_step.clamp_min(0) * slices, last, rounding_mode="floor")
+    return torch.where(decode_step >= 0, sl, slices - 1).clamp_max(slices - 1)
+
+
+class TraceEstimator(LogprobEstimator):
+    """Trajectory-aware (TraceRL, arXiv 2509.06949, with its shrinkage): each token is scored under the
+    partially decoded canvas of the step at which the sampler decoded it. The rollout's decode steps are
+    cut into ``num_copies`` consecutive slices; copy ``j`` shows the tokens decoded in slices ``< j``,
+    masks the rest, and scores the tokens of slice ``j``. Every token in exactly one copy (separable),
+    weight 1 (a token mean: the canvas, not a noise level, sets the context). Deterministic: no masks are
+    drawn, the sampler's own order decides."""
+
+    name = "trace"
+    separable = True
+    copies_setting = "trace_slices"
+
+    def __init__(self, num_copies: int = 2):
+        if num_copies < 1:
+            raise ValueError(f"the trace estimator needs at least 1 slice, got {num_copies}")
+        self.num_copies = num_copies
+
+    def with_copies(self, num_copies: int | None) -> LogprobEstimator:
+        return self if num_copies in (None, self.num_copies) else TraceEstimator(num_copies)
+
+    def draw(self, canvas, generator, shared_across_rows, t_min, t_max, decode_step=None):
+        if decode_step is None:
+            raise ValueError("the trace log-prob estimator needs the rollout's decode steps (TrainBatch.decode_step)")
+        sl = trace_slices(decode_step.to(canvas.device), self.num_copies)
+        masks = [(sl >= j) & canvas.bool() for j in range(self.num_copies)]
+        size = canvas.float().sum(1).clamp_min(1)
+        return masks, [m.float().sum(1) / size for m in masks]
+
+    def scored_positions(self, masks):
+        return [m & ~nxt for m, nxt in zip(masks, [*masks[1:], torch.zeros_like(masks[0])], strict=True)]
+
+    def copy_weights(self, weighting, masks, ts, canvas, loss_mask, cart_p):
+        return [loss_mask.float() * m for m in masks]
+
+
+for _est in (CoupledEstimator(), FullMaskEstimator(), DiffuCoderEstimator(), AutoregressiveEstimator(), TraceEstimator()):
     LOGPROB_ESTIMATORS.register(_est.name)(_est)
 
 
@@ -328,6 +383,8 @@ def build_masked_copies(
     cart_p: float = 0.1,
     t_min: float | None = None,
     t_max: float | None = None,
+    decode_step: torch.Tensor | None = None,
+    num_copies: int | None = None,
 ) -> MaskedCopies:
     """Draw one PPO epoch's masked copies of ``input_ids [B, L]`` (response canvas = last ``R`` columns).
 
@@ -345,8 +402,10 @@ def build_masked_copies(
             Dream-Coder RL), ``inverse_t``, ``linear`` or ``none``.
         t_min, t_max: range of the pair's ``t``; default per estimator (``coupled``: 0-1, ``diffucoder``:
             0.2-0.8).
+        decode_step: ``[B, R]`` the step at which the sampler decoded each canvas position (``trace``).
+        num_copies: copies per row where the estimator takes it as a setting (``trace``: its slices).
     """
-    est = LOGPROB_ESTIMATORS.get(estimator)
+    est = LOGPROB_ESTIMATORS.get(estimator).with_copies(num_copies)
     b, seq = input_ids.shape
     if response_mask.dim() != 2 or response_mask.shape[0] != b or response_mask.shape[1] > seq:
         raise ValueError(
@@ -364,10 +423,12 @@ def build_masked_copies(
             "response_mask marks positions outside canvas_mask; those tokens could never be scored"
         )
     lo, hi = est.default_t_range
+    trace = {} if decode_step is None else {"decode_step": decode_step}
     masks, ts = est.draw(
-        canvas, generator, shared_across_rows, lo if t_min is None else t_min, hi if t_max is None else t_max
+        canvas, generator, shared_across_rows, lo if t_min is None else t_min, hi if t_max is None else t_max, **trace
     )
-    weights = est.copy_weights(weighting, masks, ts, canvas, loss_mask, cart_p)
+    scored = est.scored_positions(masks)
+    weights = est.copy_weights(weighting, scored, ts, canvas, loss_mask, cart_p)
 
     prompt_cols = torch.zeros(b, seq - r, dtype=torch.bool, device=input_ids.device)
     full_canvas = torch.cat([prompt_cols, canvas], dim=1)
@@ -387,7 +448,7 @@ def build_masked_copies(
         input_ids=torch.cat(noisy),
         attention_mask=None if attention_mask is None else attention_mask.repeat(k, 1),
         targets=input_ids[:, seq - r :].repeat(k, 1),
-        scored=torch.cat(masks),
+        scored=torch.cat(scored),
         t=torch.cat([t.float() for t in ts]),
         weights=torch.cat(weights).float(),
         loss_mask=loss_mask,
@@ -417,5 +478,5 @@ def estimate_logprobs(
         logits = tail_logits(forward, copies.input_ids[s : s + step], am, r)  # only the canvas' logits
         parts.append(token_logprobs(logits, copies.targets[s : s + step], temperature))
     copy_logp = torch.cat(parts)
-    logp, weights = LOGPROB_ESTIMATORS.get(copies.estimator).combine(copies, copy_logp)
+    logp, weights = LOGPROB_ESTIMATORS.get(copies.estimator).with_copies(copies.num_copies).combine(copies, copy_logp)
     return logp, weights, copy_logp

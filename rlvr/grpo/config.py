@@ -95,6 +95,9 @@ class AlgoCfg(Config):
     mini_batches: int = Field(1, ge=1)  # optimiser steps per PPO epoch (Dream-Coder: 1)
     logprob_estimator: Annotated[str, _name("rlvr.algos:LOGPROB_ESTIMATORS", "log-prob estimator")] = "coupled"
     shared_masks: bool = False  # Dream-Coder tiles one (t, u) over all rows; per-row masks are our default
+    # logprob_estimator=trace (TraceRL): the sampler's decode steps cut into this many slices, one masked
+    # copy each (2 = the learner compute of coupled's pair)
+    trace_slices: int = Field(2, ge=1)
     weighting: Annotated[str, _name("rlvr.diffusion.noise:WEIGHT_KINDS", "loss weighting")] = "cart"
     cart_p: float = Field(0.1, gt=0, lt=1)
     include_eos_in_loss: bool = False  # Dream-Coder drops pad=eos from the loss (no_loss_on_pad)
@@ -117,6 +120,14 @@ class AlgoCfg(Config):
     # refill: at most this many extra generation rounds of data.prompts_per_step new prompts per step
     # (DAPO's max_num_gen_batches); slots still empty after them are filled by substitution
     refill_max_rounds: int = Field(3, ge=1)
+
+    def estimator(self) -> Any:
+        """The configured :data:`rlvr.algos.LOGPROB_ESTIMATORS` instance (with its copy count where that
+        is a setting, e.g. ``trace_slices``)."""
+        from rlvr.algos import LOGPROB_ESTIMATORS
+
+        est = LOGPROB_ESTIMATORS.get(self.logprob_estimator)
+        return est.with_copies(getattr(self, est.copies_setting) if est.copies_setting else None)
 
 
 class LearnerCfg(Config):
@@ -191,6 +202,8 @@ class GRPOConfig(Config):
 
     @model_validator(mode="after")
     def _check(self) -> GRPOConfig:
+        if self.algo.logprob_estimator == "trace" and self.rollout.engine != "diffusion":
+            raise ValueError("algo.logprob_estimator=trace needs the diffusion sampler's decode steps (rollout.engine=diffusion)")
         ar_model = self.model.kind == "autoregressive"
         if (self.rollout.engine == "vllm") != ar_model:
             raise ValueError(

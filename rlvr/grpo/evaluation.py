@@ -15,6 +15,7 @@ from rlvr.eval.passk import mean_pass_at_k
 from rlvr.grpo.config import GRPOConfig
 from rlvr.grpo.prompts import PromptStream
 from rlvr.grpo.rollout import Rollouts
+from rlvr.logs import Progress
 from rlvr.metrics import pass_rate_by, row_field
 from rlvr.stats import paired_bootstrap
 
@@ -22,6 +23,7 @@ __all__ = ["HeldoutEval", "compare_evals", "PASS_KS"]
 
 log = logging.getLogger(__name__)
 PASS_KS = (1, 4, 8, 16)  # reported where k <= trainer.eval_samples
+EVAL_PARTS = 8  # a set is generated in this many parts, for progress
 
 
 class HeldoutEval:
@@ -46,8 +48,14 @@ class HeldoutEval:
         t = self.cfg.trainer
         n = t.eval_samples
         sampler = {**t.eval_sampler, "temperature": t.eval_temperature}
-        scored = self.rollouts.run(stream, list(range(len(stream))), -1, n, sampler)
-        passed = [r.reward >= 1.0 for r in scored.results]  # prompt-major: sample r answers prompt r // n
+        passed: list[bool] = []  # prompt-major: sample r answers prompt r // n
+        parts = max(1, min(EVAL_PARTS, len(stream)))
+        bounds = [round(len(stream) * p / parts) for p in range(parts + 1)]
+        with Progress(len(stream), f"held-out {name} ({label})", logger=log) as bar:
+            for lo, hi in zip(bounds, bounds[1:], strict=False):  # same parts every time: same batches
+                scored = self.rollouts.run(stream, list(range(lo, hi)), -1, n, sampler)
+                passed += [r.reward >= 1.0 for r in scored.results]
+                bar.update(hi, **{"pass@1": sum(passed) / len(passed)})
         counts = [sum(passed[i * n : (i + 1) * n]) for i in range(len(stream))]
         groups = [row_field(row, t.eval_group_by) if t.eval_group_by else None for row in stream.rows]
         res: dict[str, Any] = {

@@ -91,5 +91,6 @@ def train_batch(
         rewards=rewards.flatten(),
         group=index.repeat_interleave(n),
         version=scored.rollout.version,
+        decode_step=None if scored.rollout.decode_step is None else scored.rollout.decode_step[rows],
     )
     return batch, adv

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from rlvr.algos import (
-    LOGPROB_ESTIMATORS,
     MaskedCopies,
     behaviour_weights,
     build_masked_copies,
@@ -66,6 +65,8 @@ def draw_epoch_copies(
             shared_across_rows=algo.shared_masks,
             weighting=algo.weighting,
             cart_p=algo.cart_p,
+            decode_step=batch.decode_step if algo.logprob_estimator == "trace" else None,
+            num_copies=algo.estimator().num_copies,
         )
         for _ in range(epochs)
     ]
@@ -106,7 +107,7 @@ def ppo_update(
     ``engine`` provides ``backward``/``step``/``world_size`` (a :class:`rlvr.engine.Engine`) and must
     be configured with ``grad_accum = micro-batches per mini-batch`` (see :func:`micro_layout`).
     """
-    est = LOGPROB_ESTIMATORS.get(algo.logprob_estimator)
+    est = algo.estimator()
     epochs = draw_epoch_copies(batch, algo, mask_token_id, algo.ppo_epochs, generator)
     rows_per_micro, n_micro = micro_layout(len(batch), algo.mini_batches, micro_batch_size, est.num_copies)
     adv = batch.advantages.float()

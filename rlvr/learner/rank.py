@@ -62,12 +62,11 @@ class LearnerRank:
             MASTER_ADDR=master_addr,
             MASTER_PORT=str(master_port),
         )
-        from rlvr.algos import LOGPROB_ESTIMATORS
         from rlvr.engine.engine import Engine, build_ds_config, init_distributed
         from rlvr.learner.ppo import micro_layout
 
         init_distributed()  # before any ZeRO-3 partitioned load, which reads the world size
-        k = LOGPROB_ESTIMATORS.get(self.algo.logprob_estimator).num_copies
+        k = self.algo.estimator().num_copies
         _, n_micro = micro_layout(self.rows_per_rank, self.algo.mini_batches, self.cfg.micro_batch_size, k)
         ds, world_size, model_path, total_steps = (
             self.cfg.deepspeed,

@@ -142,8 +142,8 @@ def test_bad_masks_are_named():
     canvas[0, 0] = False
     with pytest.raises(ValueError, match="outside canvas_mask"):
         build_masked_copies("coupled", ids, loss_mask, MASK, None, canvas_mask=canvas)
-    with pytest.raises(ValueError, match="unknown log-prob estimator 'trace'"):
-        build_masked_copies("trace", ids, loss_mask, MASK, None)
+    with pytest.raises(ValueError, match="unknown log-prob estimator 'tracerl'"):
+        build_masked_copies("tracerl", ids, loss_mask, MASK, None)
 
 
 def test_old_and_new_logprobs_with_a_tiny_model(tiny_dlm):
@@ -227,3 +227,48 @@ def test_only_the_canvas_logits_are_computed_and_they_match_the_full_forward(tin
         ar = ARPolicy(make_tiny_qwen())
         assert torch.allclose(tail_logits(ar.forward, ids, mask, 3), ar(ids, mask)[:, -3:], atol=1e-5)
         assert torch.equal(tail_logits(tiny_dlm, ids, mask, 7), tiny_dlm(ids, mask))  # k = N: the plain forward
+
+
+def test_trace_slices_cut_each_rows_decode_steps_into_consecutive_parts():
+    from rlvr.algos.logprobs import trace_slices
+
+    steps = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0], [0, 0, 1, -1], [0, 1, 2, 5]])
+    assert trace_slices(steps, 2).tolist() == [[0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 1]]
+    assert trace_slices(steps, 4).tolist() == [[0, 1, 2, 3], [3, 2, 1, 0], [0, 0, 2, 3], [0, 0, 1, 3]]
+    assert trace_slices(steps, 1).tolist() == [[0] * 4] * 4
+
+
+def test_trace_copies_show_earlier_slices_and_score_each_token_once():
+    # 1 row: prompt [5, 6], canvas [10, 11, 12, 13] decoded at steps 2, 0, 3, 1 -> slices (s=2) 1, 0, 1, 0
+    ids = torch.tensor([[5, 6, 10, 11, 12, 13]])
+    loss = torch.tensor([[True, True, True, False]])  # the last token is out of the loss (e.g. EOS)
+    c = build_masked_copies("trace", ids, loss, 99, None, decode_step=torch.tensor([[2, 0, 3, 1]]))
+    assert c.num_copies == 2 and c.estimator == "trace"
+    # copy 0: the whole canvas masked, scores slice 0 (positions 1 and 3); copy 1: slice 0 visible
+    assert c.input_ids.tolist() == [[5, 6, 99, 99, 99, 99], [5, 6, 99, 11, 99, 13]]
+    assert c.scored.tolist() == [[False, True, False, True], [True, False, True, False]]
+    assert c.weights.tolist() == [[0, 1, 0, 0], [1, 0, 1, 0]]  # weight 1 where scored and in the loss
+    assert torch.allclose(c.t, torch.tensor([1.0, 0.5]))
+    copy_logp = torch.tensor([[-1.0, -2.0, -3.0, -4.0], [-5.0, -6.0, -7.0, -8.0]])
+    logp, w = LOGPROB_ESTIMATORS.get("trace").combine(c, copy_logp)
+    assert logp.tolist() == [[-5.0, -2.0, -7.0, 0.0]] and w.tolist() == [[1.0, 1.0, 1.0, 0.0]]
+    # four slices: one copy per decode step, each token under the canvas of the step that decoded it
+    c4 = build_masked_copies("trace", ids, loss, 99, None, decode_step=torch.tensor([[2, 0, 3, 1]]), num_copies=4)
+    assert c4.input_ids[:, 2:].tolist() == [[99, 99, 99, 99], [99, 11, 99, 99], [99, 11, 99, 13], [10, 11, 99, 13]]
+    with pytest.raises(ValueError, match="needs the rollout's decode steps"):
+        build_masked_copies("trace", ids, loss, 99, None)
+    with pytest.raises(ValueError, match="always uses 2 copies"):
+        build_masked_copies("coupled", ids, loss, 99, None, num_copies=3)
+
+
+def test_trace_logprob_is_the_models_under_the_decoding_canvas(tiny_dlm):
+    ids = torch.tensor([[5, 6, 10, 11, 12, 13]])
+    loss = torch.ones(1, 4, dtype=torch.bool)
+    c = build_masked_copies("trace", ids, loss, tiny_dlm.mask_token_id, None, decode_step=torch.tensor([[2, 0, 3, 1]]))
+    with torch.no_grad():
+        logp, w, _ = estimate_logprobs(tiny_dlm, c)
+        m = tiny_dlm.mask_token_id
+        first = torch.log_softmax(tiny_dlm(torch.tensor([[5, 6, m, m, m, m]])), -1)[0, 2:]  # step-0 canvas
+        later = torch.log_softmax(tiny_dlm(torch.tensor([[5, 6, m, 11, m, 13]])), -1)[0, 2:]  # after slice 0
+    want = [later[0, 10], first[1, 11], later[2, 12], first[3, 13]]
+    assert torch.allclose(logp[0], torch.stack(want), atol=1e-5) and w.tolist() == [[1.0] * 4]
