@@ -178,6 +178,7 @@ class Controller:
 
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        self._check_resumed_config()
         dump_config(cfg, self.out / "config.yaml")
         model_dir = Path(cfg.model.path)
         self.tokenizer = load_tokenizer(model_dir)
@@ -261,6 +262,42 @@ class Controller:
         return self.rollouts.restarts
 
     # ================================================================== checkpoint / resume
+    # keys a resumed run may change: the run's length and cadence, where its services are, logging
+    RESUMABLE_CHANGES = (
+        "trainer.total_steps", "trainer.save_every", "trainer.eval_every", "trainer.resume", "trainer.ray_address",
+        "trainer.ray_num_cpus", "trainer.ray_object_store_mb", "trainer.wandb_project", "trainer.gpu",
+        "reward.sandbox_urls", "reward.sandbox_wait_s", "learner.threads", "rollout.max_restarts",
+    )
+
+    def _check_resumed_config(self) -> None:
+        """A run that will resume from ``out_dir`` must be the run that wrote it: refuse (naming every
+        changed key) a config that differs from the saved one beyond :attr:`RESUMABLE_CHANGES`, instead of
+        silently continuing another run's checkpoint with other data or settings."""
+        import yaml
+
+        saved_path = self.out / "config.yaml"
+        if not (self.cfg.trainer.resume and (self.out / STATE_FILE).is_file() and saved_path.is_file()):
+            return
+
+        def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+            if not isinstance(d, dict):
+                return {prefix[:-1]: d}
+            return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+
+        saved = flat(yaml.safe_load(saved_path.read_text()) or {})
+        now = flat(self.cfg.model_dump(mode="json"))
+        changed = sorted(
+            k for k in set(saved) | set(now)
+            if saved.get(k) != now.get(k) and not k.startswith(self.RESUMABLE_CHANGES)
+        )
+        if changed:
+            lines = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:8])
+            raise ConfigError(
+                f"trainer.out_dir={str(self.out)!r} holds a checkpoint of a run with another config ({lines}"
+                f"{'; ...' if len(changed) > 8 else ''}); resume with the saved config, or start afresh with "
+                "a new trainer.out_dir or trainer.resume=false"
+            )
+
     def _resume(self) -> None:
         state_path = self.out / STATE_FILE
         resume_step = None

@@ -40,3 +40,27 @@ def test_heldout_takes_one_file_or_named_sets():
     with pytest.raises(ConfigError, match="algo.control"):
         load_config(GRPOConfig, None, ["algo.control=bogus"])
     assert load_config(GRPOConfig, None, ["learner.optim.lr=0"]).learner.optim.lr == 0.0
+
+
+def test_resuming_another_runs_checkpoint_is_refused_naming_the_changed_keys(tmp_path):
+    from pathlib import Path
+
+    from rlvr.config import dump_config
+    from rlvr.grpo.controller import STATE_FILE, Controller
+
+    out = tmp_path / "run"
+    saved = load_config(GRPOConfig, None, [f"trainer.out_dir={out}", "data.train=a.jsonl"])
+    dump_config(saved, out / "config.yaml")
+    (out / STATE_FILE).write_text("{}")
+    c = Controller.__new__(Controller)
+    c.out = Path(out)
+    # what a resumed run may change: its length, cadence, services
+    c.cfg = load_config(GRPOConfig, None, [f"trainer.out_dir={out}", "data.train=a.jsonl", "trainer.total_steps=500",
+                                           "reward.sandbox_urls=[http://h:1]"])
+    c._check_resumed_config()
+    c.cfg = load_config(GRPOConfig, None, [f"trainer.out_dir={out}", "data.train=b.jsonl", "algo.clip_high=0.3"])
+    with pytest.raises(ConfigError, match=r"holds a checkpoint of a run with another config \(algo.clip_high: 0.28 -> "
+                                          r"0.3; data.train: 'a.jsonl' -> 'b.jsonl'\); .*trainer.resume=false"):
+        c._check_resumed_config()
+    c.cfg = load_config(GRPOConfig, None, [f"trainer.out_dir={out}", "data.train=b.jsonl", "trainer.resume=false"])
+    c._check_resumed_config()  # starting afresh is the user's explicit choice
