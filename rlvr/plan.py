@@ -425,7 +425,7 @@ def plan_grpo(
         add("received bucket", min(cfg.trainer.weight_sync_bucket_mb * 2**20, lb * p), ("sync",), gpu_r)
     add("CUDA context", CUDA_CONTEXT, rollout_phases, gpu_r)
     plan.notes.append(
-        f"{p / 1e9:.2f}B parameters; learner micro-batch {fwd_rows} forward rows x {prompt}+{canvas} tokens; "
+        f"{f'{p / 1e9:.2f}B' if p >= 1e9 else f'{p / 1e6:.2f}M'} parameters; learner micro-batch {fwd_rows} forward rows x {prompt}+{canvas} tokens; "
         f"{gen_rows} rows per generate call"
     )
     return plan
