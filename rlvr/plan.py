@@ -12,9 +12,10 @@ The terms, per GPU (``P`` parameters, ``N`` learner ranks, ``b`` bytes per eleme
   ``2 P + 18 P / N``); stage 1 also holds full bf16 gradients (``+ 2 P (1 - 1/N)``), which DeepSpeed's
   shared stage-1/2 estimator does not count. Cross-checked against those estimators in
   ``tests/core/test_plan.py``.
-* **activations** (learner micro-batch, forward + backward): with gradient checkpointing, every layer's
-  input (``L x rows x seq x H x b``) plus one layer recomputed with what autograd saves for it (counted
-  tensor by tensor in :func:`layer_saved_bytes`); without it, every layer's saved tensors.
+* **activations** and **recomputed layer** (learner micro-batch, forward + backward): with gradient
+  checkpointing, every layer's input (``L x rows x seq x H x b``), and one layer recomputed with what
+  autograd saves for it (counted tensor by tensor in :func:`layer_saved_bytes`) plus its MLP gradients;
+  without it, every layer's saved tensors.
 * **logits** (learner): the canvas logits in the model dtype and their gradient, plus two fp32 chunks of
   the chunked log-softmax (``rlvr.algos.logprobs``).
 * **rollout model**: a full copy per rollout worker; **KV cache** of the sampler (``cache: prefix|dual``):
@@ -28,8 +29,9 @@ The terms, per GPU (``P`` parameters, ``N`` learner ranks, ``b`` bytes per eleme
   second copies on the learner, sharded like the policy under ZeRO-3 (``rlvr.learner.reference``);
 * **CUDA context** per process on the GPU (1 GiB, allocator and NCCL buffers included).
 
-Phases: ``generate`` (rollout side + learner states resident), ``train`` (learner micro-batch + resident
-rollout copy when colocated), ``sync``. The peak phase must fit the GPU minus ``headroom`` (10%: the
+Phases: ``generate`` (rollout side + learner states resident), ``train: head`` (the layer inputs, the canvas
+logits and their gradient) and ``train: layers`` (the layer inputs and one recomputed layer, after the logits
+are freed), both with the rollout copy resident when colocated, and ``sync``. The peak phase must fit the GPU minus ``headroom`` (10%: the
 caching allocator's fragmentation). The activation and logits terms are cross-checked against measured
 CPU peaks of scaled-down models (``benchmarks/plan_check.py``, BENCHMARKS.md).
 """
