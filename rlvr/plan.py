@@ -23,8 +23,8 @@ The terms, per GPU (``P`` parameters, ``N`` learner ranks, ``b`` bytes per eleme
   forward** (inference, one layer's intermediates at a time) and **sampler logits** (the logits the
   forward projects and the fp32 work of the sampling transforms on the positions still masked).
 * **gathered weights** during a weight sync (``rlvr.grpo.weight_sync``): with ``trainer.weight_sync=
-  bucketed`` one bucket gathered plus its flat copy on the learner and a **received bucket** on the
-  worker; with ``object_store`` under ZeRO-3 the full parameters, gathered on every learner GPU at once.
+  bucketed`` one bucket (at least the largest tensor, e.g. the embedding) gathered plus its flat copy on
+  the learner and a **received bucket** on the worker; with ``object_store`` under ZeRO-3 the full parameters, gathered on every learner GPU at once.
 * **reference model** (``algo.kl_coef > 0``) and **behaviour model** (``trainer.off_policy_overlap``): frozen
   second copies on the learner, sharded like the policy under ZeRO-3 (``rlvr.learner.reference``);
 * **CUDA context** per process on the GPU (1 GiB, allocator and NCCL buffers included).
@@ -39,6 +39,7 @@ CPU peaks of scaled-down models (``benchmarks/plan_check.py``, BENCHMARKS.md).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -383,7 +384,7 @@ def plan_grpo(
         needed = max(lc.num_ranks, rc.num_workers) * max(lc.num_gpus_per_rank, rc.num_gpus_per_worker)
     else:
         needed = lc.num_ranks * lc.num_gpus_per_rank + rc.num_workers * rc.num_gpus_per_worker
-    plan = Plan(gpu, capacity, headroom, cfg.trainer.placement, int(-(-needed // 1)), nodes * gpus_per_node)
+    plan = Plan(gpu, capacity, headroom, cfg.trainer.placement, math.ceil(needed), nodes * gpus_per_node)
     all_phases = PHASES
 
     def add(name: str, nbytes: int, phases: tuple[str, ...], device: str) -> None:
@@ -411,8 +412,9 @@ def plan_grpo(
         add(name, nbytes, TRAIN if name == "activations" else ("train: layers",), gpu_l)
     add("logits", logits_bytes(fwd_rows, canvas, shape.vocab, lb), ("train: head",), gpu_l)
     bucketed = cfg.weight_sync_transport() == "bucketed"
+    # a bucket holds at least the largest tensor (weight_sync.buckets sends a bigger one alone)
+    bucket = min(max(cfg.trainer.weight_sync_bucket_mb * 2**20, lb * largest), lb * p)
     if bucketed:  # one gathered bucket + its flat copy on rank 0
-        bucket = min(cfg.trainer.weight_sync_bucket_mb * 2**20, lb * p)
         add("gathered weights", 2 * bucket, ("sync",), gpu_l)
     elif ds.zero_stage == 3:  # GatheredParameters over the whole module on every rank
         add("gathered weights", lb * p, ("sync",), gpu_l)
@@ -424,7 +426,7 @@ def plan_grpo(
     for name, nbytes in sampler_terms(shape, gen_rows, prompt, canvas, rc.sampler, rb).items():
         add(name, nbytes, ("generate",), gpu_r)
     if bucketed:  # the worker's receive buffer
-        add("received bucket", min(cfg.trainer.weight_sync_bucket_mb * 2**20, lb * p), ("sync",), gpu_r)
+        add("received bucket", bucket, ("sync",), gpu_r)
     add("CUDA context", CUDA_CONTEXT, rollout_phases, gpu_r)
     plan.notes.append(
         f"{f'{p / 1e9:.2f}B' if p >= 1e9 else f'{p / 1e6:.2f}M'} parameters; learner micro-batch {fwd_rows} forward rows x {prompt}+{canvas} tokens; "

@@ -206,6 +206,7 @@ class LogprobEstimator:
     default_t_range = (0.0, 1.0)
     masks_inputs = True  # False: the copies keep the clean tokens (``scored`` only says what is read)
     copies_setting: str | None = None  # the AlgoCfg field that sets num_copies, where it is a setting
+    uses_decode_steps = False  # draw() takes the rollout's decode steps
 
     def draw(
         self, canvas: torch.Tensor, generator, shared_across_rows: bool, t_min: float, t_max: float
@@ -342,6 +343,7 @@ class TraceEstimator(LogprobEstimator):
     name = "trace"
     separable = True
     copies_setting = "trace_slices"
+    uses_decode_steps = True
 
     def __init__(self, num_copies: int = 2):
         if num_copies < 1:
@@ -402,7 +404,8 @@ def build_masked_copies(
             Dream-Coder RL), ``inverse_t``, ``linear`` or ``none``.
         t_min, t_max: range of the pair's ``t``; default per estimator (``coupled``: 0-1, ``diffucoder``:
             0.2-0.8).
-        decode_step: ``[B, R]`` the step at which the sampler decoded each canvas position (``trace``).
+        decode_step: ``[B, R]`` the step at which the sampler decoded each canvas position; read by the
+            estimators that use it (``trace``), ignored by the others.
         num_copies: copies per row where the estimator takes it as a setting (``trace``: its slices).
     """
     est = LOGPROB_ESTIMATORS.get(estimator).with_copies(num_copies)
@@ -423,9 +426,9 @@ def build_masked_copies(
             "response_mask marks positions outside canvas_mask; those tokens could never be scored"
         )
     lo, hi = est.default_t_range
-    trace = {} if decode_step is None else {"decode_step": decode_step}
+    steps = {"decode_step": decode_step} if est.uses_decode_steps else {}
     masks, ts = est.draw(
-        canvas, generator, shared_across_rows, lo if t_min is None else t_min, hi if t_max is None else t_max, **trace
+        canvas, generator, shared_across_rows, lo if t_min is None else t_min, hi if t_max is None else t_max, **steps
     )
     scored = est.scored_positions(masks)
     weights = est.copy_weights(weighting, scored, ts, canvas, loss_mask, cart_p)

@@ -199,10 +199,8 @@ class Controller:
         actors = start_actors(cfg)
         self._stack.callback(self._remove_placement_group, actors.placement_group)
         self.workers, self.learners = actors.workers, actors.learners
-        name = cfg.weight_sync_transport()
-        transport = TRANSPORTS[name]
-        kwargs = {"bucket_mb": cfg.trainer.weight_sync_bucket_mb} if name == "bucketed" else {}
-        self.weights = WeightSync(self.learners, self.workers, transport(**kwargs))
+        transport = TRANSPORTS[cfg.weight_sync_transport()].from_config(cfg.trainer)
+        self.weights = WeightSync(self.learners, self.workers, transport)
         self.rollouts = Rollouts(
             self.workers,
             self.scorer,

@@ -7,6 +7,7 @@ gain with a bootstrap confidence interval over tasks."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -52,7 +53,7 @@ class HeldoutEval:
         parts = max(1, min(EVAL_PARTS, len(stream)))
         bounds = [round(len(stream) * p / parts) for p in range(parts + 1)]
         with Progress(len(stream), f"held-out {name} ({label})", logger=log) as bar:
-            for lo, hi in zip(bounds, bounds[1:], strict=False):  # same parts every time: same batches
+            for lo, hi in itertools.pairwise(bounds):  # the same parts every time: the same batches
                 scored = self.rollouts.run(stream, list(range(lo, hi)), -1, n, sampler)
                 passed += [r.reward >= 1.0 for r in scored.results]
                 bar.update(hi, **{"pass@1": sum(passed) / len(passed)})

@@ -236,6 +236,10 @@ class ObjectStoreTransport:
     def __init__(self) -> None:
         self._handle: Any = None
 
+    @classmethod
+    def from_config(cls, trainer: Any) -> ObjectStoreTransport:
+        return cls()
+
     def _gather(self, learners: list[Any]) -> Any:
         import ray
 
@@ -267,7 +271,12 @@ class BucketedTransport:
         self.bucket_bytes = int(bucket_mb) * 2**20
         self._address: tuple[str, int] | None = None
         self._sender: str | None = None
+        self._manifest: list[tuple[str, tuple[int, ...], str]] | None = None  # the learner's, read once
         self._generation: dict[int, int] = {}
+
+    @classmethod
+    def from_config(cls, trainer: Any) -> BucketedTransport:
+        return cls(trainer.weight_sync_bucket_mb)
 
     def _open(self, learners: list[Any], workers: list[Any], indices: list[int]) -> None:
         import ray
@@ -292,10 +301,11 @@ class BucketedTransport:
         fresh = [i for i in indices if i not in self._generation]
         if fresh:
             self._open(learners, workers, fresh)
-        manifest = ray.get(learners[0].weight_manifest.remote())
+        if self._manifest is None:
+            self._manifest = ray.get(learners[0].weight_manifest.remote())
         ray.get(
             [lr.stream_weights.remote(indices, self.bucket_bytes) for lr in learners]
-            + [workers[i].receive_weights.remote(manifest, self.bucket_bytes, version) for i in indices]
+            + [workers[i].receive_weights.remote(self._manifest, self.bucket_bytes, version) for i in indices]
         )
 
     def push(self, learners: list[Any], workers: list[Any], version: int) -> None:

@@ -54,6 +54,7 @@ def draw_epoch_copies(
     batch: TrainBatch, algo: Any, mask_token_id: int, epochs: int, generator
 ) -> list[MaskedCopies]:
     """Each PPO epoch's masked copies, drawn before any old-log-prob pass."""
+    num_copies = algo.estimator().num_copies
     return [
         build_masked_copies(
             algo.logprob_estimator,
@@ -65,8 +66,8 @@ def draw_epoch_copies(
             shared_across_rows=algo.shared_masks,
             weighting=algo.weighting,
             cart_p=algo.cart_p,
-            decode_step=batch.decode_step if algo.logprob_estimator == "trace" else None,
-            num_copies=algo.estimator().num_copies,
+            decode_step=batch.decode_step,
+            num_copies=num_copies,
         )
         for _ in range(epochs)
     ]

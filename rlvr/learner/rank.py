@@ -108,11 +108,11 @@ class LearnerRank:
 
     def ping(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rank": self.rank, "pid": os.getpid(), "world_size": self.world_size}
-        for name in ("ref", "behaviour"):  # second copies: partitioned (ZeRO-3 shards) or whole?
-            copy = getattr(self, name, None)
+        for attr, key in (("ref", "reference"), ("behaviour", "behaviour")):  # second copies: sharded or whole?
+            copy = getattr(self, attr, None)
             if copy is not None:
                 params = list(copy.model.parameters())
-                out["reference" if name == "ref" else name] = {
+                out[key] = {
                     "partitioned": all(hasattr(p, "ds_id") for p in params),
                     "local_numel": sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in params),
                     "numel": sum(int(getattr(p, "ds_numel", p.numel())) for p in params),

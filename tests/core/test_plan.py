@@ -115,6 +115,17 @@ def test_second_model_copies_are_sharded_like_the_policy():
     assert "behaviour model" not in {t.name for t in plan_grpo(_seven_b(), shape, "h100-80g").terms}
 
 
+def test_a_sync_bucket_is_never_smaller_than_the_largest_tensor():
+    shape = read_shape(SEVEN_B_SHAPE)
+    terms = {t.name: t.bytes for t in plan_grpo(_seven_b(), shape, "h100-80g").terms}
+    embedding = 2 * 152_064 * 3584  # bf16, larger than the 256 MB bucket: weight_sync.buckets sends it alone
+    assert (terms["gathered weights"], terms["received bucket"]) == (2 * embedding, embedding)
+    big = {t.name: t.bytes for t in plan_grpo(_seven_b("trainer.weight_sync_bucket_mb=4096"), shape, "h100-80g").terms}
+    assert big["received bucket"] == 4096 * 2**20
+    old = {t.name: t.bytes for t in plan_grpo(_seven_b("trainer.weight_sync=object_store"), shape, "h100-80g").terms}
+    assert old["gathered weights"] == 2 * shape.params() and "received bucket" not in old
+
+
 def test_a_config_needing_more_gpus_than_the_nodes_have_does_not_fit():
     cfg = _seven_b("learner.num_ranks=16", "rollout.num_workers=16")
     plan = plan_grpo(cfg, read_shape(SEVEN_B_SHAPE), "h100-80g", nodes=1)
