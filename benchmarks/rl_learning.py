@@ -1,46 +1,65 @@
 """Does GRPO here teach, and does the gain come from the reward? The main job's GRPO configuration and three
-controls at the same compute, on several seeds, scored on the RL-held-out and transfer sets with paired
-per-task gains and 95% bootstrap confidence intervals.
+controls at the same compute, on several seeds, scored on the RL-held-out and forgetting (transfer) sets with
+paired per-task gains and 95% bootstrap confidence intervals.
 
-    python benchmarks/rl_learning.py [--run runs/tiny] [--seeds 0 --seeds 1] [--arms main --arms shuffle ...]
+    python benchmarks/rl_learning.py [--run runs/tiny] [--seeds 0 --seeds 1] [--arms main --arms sign_flip ...]
+    python benchmarks/rl_learning.py --report-only     # tables, JSON and figure from the runs that exist
 
 Needs what scripts/main.sh builds in ``--run`` (the SFT model, the filtered and split RL prompts). Each arm x
 seed is one `rlvr train` run in ``<run>/rl_learning/<arm>_s<seed>`` (skipped when its summary.json exists,
 so the script resumes). Arms:
 
 * ``main``: recipes/configs/tiny/grpo.yaml as scripts/main.sh runs it;
-* ``shuffle``: advantages permuted across the batch (``algo.control=shuffle_advantages``): no gain expected;
-* ``flip``: reward sign flipped (``algo.control=flip_reward``): held-out must fall;
-* ``lr0``: learning rate 0: exactly 0 (common random numbers).
+* ``shuffled_advantages``: advantages permuted across the batch (``algo.control=shuffle_advantages``): no gain;
+* ``sign_flip``: reward sign flipped (``algo.control=flip_reward``): held-out must fall;
+* ``lr0``: learning rate 0: exactly 0 (common random numbers);
+* ``forgetting_guard``: the main configuration with a KL penalty to the SFT model (``algo.kl_coef``).
 
-Writes benchmarks/results/rl_learning.json, benchmarks/figures/rl_learning.png and the table between the
-markers in BENCHMARKS.md.
+The before-RL evaluation depends only on the SFT model, the held-out sets and the seed (the sampling seeds are
+common random numbers), so the arms of one seed share it: a run whose seed already has an ``eval_before.json``
+starts from a copy (7 of its ~30 minutes saved). The ``lr0`` arm checks that this is sound: its after-RL
+evaluation, computed afresh, must equal the shared before-RL one task by task (gain exactly 0).
+
+Writes benchmarks/results/rl_learning.json (one entry per arm, seed and split), benchmarks/figures/rl_learning.png
+and the table between the markers in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import json
+import platform
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 app = typer.Typer(add_completion=False)
 ARMS = {
     "main": [],
-    "shuffle": ["algo.control=shuffle_advantages"],
-    "flip": ["algo.control=flip_reward"],
+    "shuffled_advantages": ["algo.control=shuffle_advantages"],
+    "sign_flip": ["algo.control=flip_reward"],
     "lr0": ["learner.optim.lr=0"],
+    # verl's low_var_kl at a coefficient that is felt at lr 1e-4 on the tiny model (verl's 7B default is 1e-3)
+    "forgetting_guard": ["algo.kl_coef=0.05"],
 }
+# the run's eval-set names -> the split names of the JSON file
+SPLITS = {"rl_heldout": "rl_heldout", "transfer": "forgetting"}
 BEGIN, END = "<!-- rl_learning:begin (benchmarks/rl_learning.py writes this) -->", "<!-- rl_learning:end -->"
 
 
 def _train(run: Path, out: Path, seed: int, extra: list[str]) -> dict:
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text())
+    shared = sorted((run / "rl_learning").glob(f"*_s{seed}/eval_before.json"))
+    if shared and not (out / "eval_before.json").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared[0], out / "eval_before.json")
+        print(f"[rl_learning] {out.name}: before-RL evaluation shared from {shared[0].parent.name}", flush=True)
     cmd = [
         ".venv/bin/rlvr", "train", "-c", "recipes/configs/tiny/grpo.yaml",
         f"model.path={run}/sft2/model", f"data.train={run}/rl_split/train.jsonl",
@@ -55,10 +74,9 @@ def _train(run: Path, out: Path, seed: int, extra: list[str]) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
-def _task_gains(out: Path, name: str) -> list[float]:
-    before = json.loads((out / "eval_before.json").read_text())["sets"][name]["tasks"]
-    after = json.loads((out / "eval_after.json").read_text())["sets"][name]["tasks"]
-    return [a["c"] / a["n"] - b["c"] / b["n"] for a, b in zip(after, before, strict=True)]
+def _task_rates(out: Path, name: str, which: str) -> list[float]:
+    """Per-task pass@1 (correct / samples) of one evaluation of a run, in the set's task order."""
+    return [t["c"] / t["n"] for t in json.loads((out / f"eval_{which}.json").read_text())["sets"][name]["tasks"]]
 
 
 @app.command()
@@ -67,31 +85,49 @@ def main(
     seeds: Annotated[list[int] | None, typer.Option("--seeds")] = None,
     arms: Annotated[list[str] | None, typer.Option("--arms")] = None,
     extra: Annotated[list[str] | None, typer.Option("--extra", help="Overrides for every run.")] = None,
+    report_only: Annotated[bool, typer.Option(help="Train nothing; report the runs that exist.")] = False,
     out_json: Path = Path("benchmarks/results/rl_learning.json"),
     figure: Path = Path("benchmarks/figures/rl_learning.png"),
     benchmarks_md: Path = Path("BENCHMARKS.md"),
 ) -> None:
-    import numpy as np
-
     from rlvr.stats import paired_bootstrap
 
     seeds, arms = seeds or [0, 1], arms or list(ARMS)
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         raise SystemExit(f"unknown arm(s) {unknown}; choose from {list(ARMS)}")
-    results: dict = {"seeds": seeds, "extra": extra or [], "arms": {}}
+    done: dict[str, list[int]] = {}
     for arm in arms:
-        per_seed, sets = {}, None
         for seed in seeds:
             out = run / "rl_learning" / f"{arm}_s{seed}"
-            summary = _train(run, out, seed, ARMS[arm] + (extra or []))
-            sets = list(summary["eval"])
-            per_seed[seed] = {s: summary["eval"][s] for s in sets}
-        pooled = {}
-        for s in sets:  # tasks are the same in every seed: average each task's gain over seeds, bootstrap tasks
-            gains = np.mean([_task_gains(run / "rl_learning" / f"{arm}_s{seed}", s) for seed in seeds], axis=0)
-            pooled[s] = paired_bootstrap(np.zeros_like(gains), gains).to_dict()
-        results["arms"][arm] = {"per_seed": per_seed, "pooled": pooled}
+            if not report_only:
+                _train(run, out, seed, ARMS[arm] + (extra or []))
+            if (out / "summary.json").is_file():
+                done.setdefault(arm, []).append(seed)
+    if not done:
+        raise SystemExit(f"no finished runs under {run / 'rl_learning'} for arms {arms} and seeds {seeds}")
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, {_cores()} cores",
+        "command": "python benchmarks/rl_learning.py " + " ".join(sys.argv[1:]),
+        "extra": extra or [], "arms": {}, "pooled": {},
+    }
+    for arm, arm_seeds in done.items():
+        entries, pooled = [], {}
+        for seed in arm_seeds:
+            ev = json.loads((run / "rl_learning" / f"{arm}_s{seed}" / "summary.json").read_text())["eval"]
+            for name, split in SPLITS.items():
+                e = ev[name]
+                g = e["gain_pass@1"]
+                entries.append({"seed": seed, "split": split, "tasks": e["tasks"],
+                                "samples_per_task": e["samples_per_task"], "before": e["before"]["pass@1"],
+                                "after": e["after"]["pass@1"], "gain": g["mean"], "ci95": [g["low"], g["high"]],
+                                "pass@k_before": e["before"], "pass@k_after": e["after"]})
+        for name, split in SPLITS.items():  # the tasks are the same in every seed: each task's gain averaged over seeds
+            b, a = (np.mean([_task_rates(run / "rl_learning" / f"{arm}_s{seed}", name, which) for seed in arm_seeds],
+                            axis=0) for which in ("before", "after"))
+            pooled[split] = {"seeds": arm_seeds, **paired_bootstrap(b, a).to_dict()}
+        results["arms"][arm], results["pooled"][arm] = entries, pooled
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2) + "\n")
     table = _table(results)
@@ -104,20 +140,28 @@ def main(
     print(f"-> {out_json}, {figure}")
 
 
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
 def _fmt(g: dict) -> str:
     return f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]"
 
 
 def _table(results: dict) -> str:
-    lines = ["| arm | set | " + " | ".join(f"seed {s}: before -> after, gain [95% CI]" for s in results["seeds"])
-             + " | pooled gain [95% CI] |", "|---|---|" + "---|" * (len(results["seeds"]) + 1)]
-    for arm, r in results["arms"].items():
-        for s, pooled in r["pooled"].items():
+    seeds = sorted({e["seed"] for entries in results["arms"].values() for e in entries})
+    lines = ["| arm | split | " + " | ".join(f"seed {s}: before -> after, gain [95% CI]" for s in seeds)
+             + " | pooled over seeds: gain [95% CI] |", "|---|---|" + "---|" * (len(seeds) + 1)]
+    for arm, entries in results["arms"].items():
+        for split, pooled in results["pooled"][arm].items():
             cells = []
-            for seed in results["seeds"]:
-                e = r["per_seed"][seed][s]
-                cells.append(f"{e['before']['pass@1']:.3f} -> {e['after']['pass@1']:.3f}, {_fmt(e['gain_pass@1'])}")
-            lines.append(f"| {arm} | {s} | " + " | ".join(cells) + f" | {_fmt(pooled)} |")
+            for seed in seeds:
+                e = next((e for e in entries if e["seed"] == seed and e["split"] == split), None)
+                cells.append("not run" if e is None else f"{e['before']:.3f} -> {e['after']:.3f}, "
+                             f"{e['gain']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}]")
+            lines.append(f"| {arm} | {split} | " + " | ".join(cells) + f" | {_fmt(pooled)} |")
     return "\n".join(lines)
 
 
@@ -127,20 +171,20 @@ def _figure(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arms = list(results["arms"])
-    sets = list(next(iter(results["arms"].values()))["pooled"])
+    arms = list(results["pooled"])
+    sets = list(SPLITS.values())
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(arms), 3.6))
     width = 0.8 / len(sets)
     for j, s in enumerate(sets):
         xs = [i - 0.4 + width * (j + 0.5) for i in range(len(arms))]
-        g = [results["arms"][a]["pooled"][s] for a in arms]
+        g = [results["pooled"][a][s] for a in arms]
         ax.bar(xs, [x["mean"] for x in g], width=width, label=s)
         ax.errorbar(xs, [x["mean"] for x in g], yerr=[[x["mean"] - x["low"] for x in g], [x["high"] - x["mean"] for x in g]],
                     fmt="none", ecolor="black", capsize=3)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(arms)), arms)
     ax.set_ylabel("held-out pass@1 gain (after - before)")
-    ax.set_title(f"paired per-task gain, 95% CI, pooled over seeds {results['seeds']}", fontsize=9)
+    ax.set_title("paired per-task gain, 95% CI, pooled over each arm's seeds", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
