@@ -44,12 +44,13 @@ def image_tag(spec: dict | None = None) -> str:
     return f"{IMAGE_REPO}:{spec_hash(spec)}"
 
 
-def docker_client():
-    """A connected Docker client, or an :class:`ImageError` explaining how to start the engine."""
+def docker_client(timeout: float = 120):
+    """A connected Docker client (API calls time out after ``timeout`` s), or an :class:`ImageError`
+    explaining how to start the engine."""
     import docker
 
     try:
-        client = docker.from_env(timeout=120)
+        client = docker.from_env(timeout=timeout)
         client.ping()
     except Exception as exc:  # docker raises several unrelated types for "no engine"
         raise ImageError(

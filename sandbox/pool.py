@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
@@ -21,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import tenacity
 from pydantic import BaseModel, ConfigDict, Field
 from rlvr.sandbox.candidate import json_to_tagged
 from rlvr.sandbox.languages import get_language
@@ -59,7 +61,9 @@ class PoolConfig(BaseModel):
     max_memory_limit_mb: int = Field(default=4096, ge=32)
     jobs_per_container: int = Field(default=500, ge=1)
     output_limit_bytes: int = Field(default=8 << 20, ge=1024)
-    return_output_chars: int = Field(default=64 << 10, ge=0)
+    # stdout/stderr returned per test, in bytes of their JSON escaping (a NUL takes 6): comparison uses
+    # up to output_limit_bytes
+    return_output_bytes: int = Field(default=64 << 10, ge=0)
     fsize_limit_bytes: int = Field(default=32 << 20, ge=1024)
     nofile_limit: int = Field(default=256, ge=16)
     stack_limit_mb: int = Field(default=256, ge=8)
@@ -71,6 +75,41 @@ class PoolConfig(BaseModel):
     # Parent cgroup for the containers (Docker's --cgroup-parent), e.g. to give the sandbox its own
     # CPU weight on a shared host or to account its CPU time separately.
     cgroup_parent: str | None = None
+    # What one HTTP request may ask of the service (over a limit: 413 for sizes, 408 for a slow body,
+    # 422 for counts). A response never exceeds max_response_bytes: each test's stdout/stderr are cut
+    # to an equal share of it (and to return_output_bytes), measured as escaped JSON.
+    max_body_bytes: int = Field(default=32 << 20, ge=1024)
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    max_tests: int = Field(default=1000, ge=1)
+    max_batch: int = Field(default=1024, ge=1)
+    max_response_bytes: int = Field(default=16 << 20, ge=64 << 10)
+    # decimal digits of an integer in a request (Python's default 4300 is lower than some tests need;
+    # parsing is quadratic in the digits, so it stays bounded: 50k digits parse in about 15 ms)
+    max_int_digits: int = Field(default=50_000, ge=640)
+    # a Docker API call that takes longer has stalled: it is retried with backoff (tenacity), and at start
+    # the service stays up, answering /healthz with 503 and the reason, until the pool is warm
+    docker_timeout_s: float = Field(default=120.0, gt=0)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A Docker API failure worth retrying: a timeout, a dropped connection, a 5xx (a stalled or
+    restarting engine), not a 4xx (a request the engine will refuse again)."""
+    import docker
+    import requests
+
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, TimeoutError)):
+        return True
+    if isinstance(exc, docker.errors.APIError):
+        return exc.status_code is None or exc.status_code >= 500
+    return False
+
+
+def docker_retry(seconds: float = 60.0):
+    """Retry a Docker API call on transient failures, backing off 0.2 s -> 5 s, for up to ``seconds``."""
+    return tenacity.retry(
+        retry=tenacity.retry_if_exception(_transient), stop=tenacity.stop_after_delay(seconds),
+        wait=tenacity.wait_exponential(multiplier=0.2, max=5), reraise=True,
+        before_sleep=lambda rs: log.warning("Docker API: %s; retrying", rs.outcome.exception()))
 
 
 class ContainerLost(RuntimeError):
@@ -207,13 +246,21 @@ class Worker:
             ipc_mode="private",
             auto_remove=True,
             cgroup_parent=cfg.cgroup_parent,
+            # every runner reply passes through the container's stdout: no json-file log of it on the
+            # host's disk (attach works with any log driver)
+            log_config={"type": "none", "config": {}},
         )
-        created = api.create_container(
+        created = docker_retry()(api.create_container)(
             self.pool.image,
-            command=["/usr/bin/python3", "-I", "-S", "-B", "-c", RUNNER_SOURCE, CANDIDATE_SOURCE],
+            # -E -s -P (isolated mode but for -E) and no site: the environment below is all ours, and its
+            # hash seed is shared by the runner (whose harness runs assert tests) and the zygote (whose
+            # children run the program), so sets iterate in the same order on both sides, as in one
+            # plain Python process
+            command=["/usr/bin/python3", "-s", "-P", "-S", "-B", "-c", RUNNER_SOURCE, CANDIDATE_SOURCE],
             user="65534:65534",
             working_dir="/tmp",
-            environment={"PATH": CANDIDATE_ENV["PATH"], "LANG": "C.UTF-8"},
+            environment={"PATH": CANDIDATE_ENV["PATH"], "LANG": "C.UTF-8",
+                         "PYTHONHASHSEED": str(secrets.randbelow(1 << 32))},
             stdin_open=True,
             detach=False,  # sets StdinOnce: our socket closing means EOF for the runner
             hostname="sandbox",
@@ -222,12 +269,12 @@ class Worker:
             name=f"rlvr-sbx-{self.pool.pool_id}-{self.index}-{secrets.token_hex(3)}",
         )
         self.container_id = created["Id"]
-        sock = api.attach_socket(self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1,
-                                                            "stream": 1})
+        sock = docker_retry()(api.attach_socket)(self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1,
+                                                                            "stream": 1})
         raw = getattr(sock, "_sock", sock)
         self.stream = DockerStream(raw)
         self._sock_holder = sock  # keep the SocketIO alive so the raw socket is not closed under us
-        api.start(self.container_id)
+        docker_retry()(api.start)(self.container_id)
         self.memory_mb = 512
         self.jobs = 0
         self.stream.send({"op": "ping", "nonce": "ping", "seq": 0})
@@ -249,12 +296,30 @@ class Worker:
         self.pool.metrics_inc("container_restarts")
         self.start()
 
+    def alive(self) -> bool:
+        """Whether the idle container still answers: its attach socket neither closed nor holds data
+        (an idle runner writes nothing). Costs one non-blocking peek."""
+        sock = self.stream.sock if self.stream else None
+        if sock is None:
+            return False
+        try:
+            sock.setblocking(False)
+            try:
+                sock.recv(1, socket.MSG_PEEK)  # returns only at EOF (b"") or with unasked-for bytes
+                return False
+            finally:
+                sock.setblocking(True)
+        except BlockingIOError:  # nothing to read: the runner waits for a frame
+            return True
+        except OSError:
+            return False
+
     def set_memory(self, memory_mb: int) -> None:
         if self.memory_mb == memory_mb:
             return
         total = memory_mb + self.pool.config.memory_overhead_mb
-        self.pool.client.api.update_container(self.container_id, mem_limit=f"{total}m",
-                                              memswap_limit=f"{total}m")
+        docker_retry()(self.pool.client.api.update_container)(self.container_id, mem_limit=f"{total}m",
+                                                              memswap_limit=f"{total}m")
         self.memory_mb = memory_mb
 
     # -- one job ---------------------------------------------------------------------------------
@@ -275,9 +340,15 @@ class Worker:
             raise ContainerLost("runner error: " + str(reply.get("message"))[-1000:])
         return reply
 
-    def run_job(self, req: ExecuteRequest) -> tuple[dict, bool]:
+    def run_job(self, req: ExecuteRequest, response_bytes: int = 16 << 20) -> tuple[dict, bool]:
         """Run one request; returns (response, container_still_good)."""
         cfg = self.pool.config
+        if not self.alive():  # it died while idle: a fresh one, before the request can land on it
+            log.warning("container %d found dead before use; restarting it", self.index)
+            self.restart()
+        n = max(len(req.selected_tests()), 1)
+        # each test's stdout and stderr (and the compile log) get an equal share of the response
+        self._clip_bytes = max(256, min(cfg.return_output_bytes, (response_bytes - 2048) // (2 * n + 1) - 512))
         lang = get_language(req.language)
         tests = req.selected_tests()
         kind = req.kind
@@ -291,6 +362,7 @@ class Worker:
             "run_python": lang.run_python,
             "time_limit_s": tl, "wall_limit_s": wall, "compile_time_limit_s": lang.compile_time_limit_s,
             "output_limit": cfg.output_limit_bytes, "fsize_limit": cfg.fsize_limit_bytes,
+            "memory_limit": req.memory_limit_mb << 20,
             "nofile_limit": cfg.nofile_limit, "stack_limit": cfg.stack_limit_mb << 20,
             "env": dict(CANDIDATE_ENV, **lang.env), "n_tests": max(1, len(tests)),
         }
@@ -329,8 +401,12 @@ class Worker:
             if not started.get("ok"):
                 continue
             test = tests[i] if tests else None
-            status, message = classify(raw, test.model_dump() if test else None, compare=req.compare,
-                                       float_tol=req.float_tol, mle_markers=lang.mle_markers)
+            try:
+                status, message = classify(raw, test.model_dump() if test else None, compare=req.compare,
+                                           float_tol=req.float_tol, mle_markers=lang.mle_markers)
+            except Exception as exc:  # whatever the program produced, it is the program's verdict
+                log.exception("classifying a test result failed")
+                status, message = Status.WRONG_ANSWER, f"could not judge the result: {type(exc).__name__}"
             statuses.append(status)
             results.append(self._test_result(status, message, raw))
             if req.fail_fast and status != Status.ACCEPTED:
@@ -356,8 +432,7 @@ class Worker:
         return {"op": "test", "code": test.code}
 
     def _clip(self, text: str) -> str:
-        n = self.pool.config.return_output_chars
-        return text if len(text) <= n else text[:n]
+        return clip_json(text, getattr(self, "_clip_bytes", self.pool.config.return_output_bytes))
 
     def _test_result(self, status: Status, message: str, raw: dict) -> dict:
         return {
@@ -366,7 +441,7 @@ class Worker:
             "wall_time_s": float(raw.get("wall_s") or 0.0),
             "stdout": self._clip(decode_output(raw.get("stdout_b64", ""))),
             "stderr": self._clip(decode_output(raw.get("stderr_b64", ""))),
-            "message": message[:2000],
+            "message": clip_json(str(message), 2000),
         }
 
 
@@ -390,16 +465,35 @@ class SandboxPool:
         self._lock = threading.Lock()
         self.on_result = None  # hook(response, seconds) for metrics
         self._closed = False
+        self.ready = False  # all containers started once; /healthz answers 503 until then
+        self.start_error: str | None = None  # the last reason start-up is still retrying
 
     def metrics_inc(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.counters[key] = self.counters.get(key, 0) + n
 
+    async def start_with_retries(self) -> None:
+        """:meth:`start`, retried with backoff (1 s -> 30 s) for as long as it fails: a Docker engine that
+        is slow, stalled or restarting delays readiness (``start_error`` says why) but never ends the
+        service."""
+        async for attempt in tenacity.AsyncRetrying(
+                wait=tenacity.wait_exponential(multiplier=1, max=30), retry=tenacity.retry_if_exception_type(Exception),
+                before_sleep=self._log_start_failure):
+            with attempt:
+                if self._closed:
+                    return
+                await self.start()
+
+    def _log_start_failure(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception()
+        self.start_error = f"{type(exc).__name__}: {exc}"
+        log.warning("sandbox pool start failed (attempt %d), retrying: %s", state.attempt_number, self.start_error)
+
     async def start(self) -> None:
         from rlvr.sandbox.image import docker_client, ensure_image, image_tag
 
         loop = asyncio.get_running_loop()
-        self.client = await loop.run_in_executor(self._executor, docker_client)
+        self.client = await loop.run_in_executor(self._executor, docker_client, self.config.docker_timeout_s)
         self.image = self.config.image or image_tag()
         if not self.config.image:
             await loop.run_in_executor(self._executor, lambda: ensure_image(log=log.info))
@@ -412,10 +506,11 @@ class SandboxPool:
         try:
             await asyncio.gather(*(loop.run_in_executor(self._executor, w.start) for w in self.workers))
         except Exception:
-            await self.close()
+            await loop.run_in_executor(self._executor, lambda: [w.stop() for w in self.workers])
             raise
         for w in self.workers:
             self._idle.put_nowait(w)
+        self.ready, self.start_error = True, None
 
     async def close(self) -> None:
         if self._closed:
@@ -438,10 +533,19 @@ class SandboxPool:
         if req.memory_limit_mb > self.config.max_memory_limit_mb:
             raise RequestRejected(f"memory_limit_mb: {req.memory_limit_mb} is above this pool's maximum "
                                   f"{self.config.max_memory_limit_mb}")
+        if len(req.tests) > self.config.max_tests:
+            raise RequestRejected(f"tests: {len(req.tests)} tests are more than this service's maximum "
+                                  f"{self.config.max_tests} per request")
 
-    async def execute(self, req: ExecuteRequest) -> dict:
-        """Run one request to a response; container trouble becomes a retry, then ``sandbox_error``."""
+    async def execute(self, req: ExecuteRequest, response_bytes: int | None = None) -> dict:
+        """Run one request to a response; container trouble becomes a retry, then ``sandbox_error``.
+
+        The response's size stays within ``response_bytes`` (default: the config's max_response_bytes).
+        """
         self.check(req)
+        budget = response_bytes or self.config.max_response_bytes
+        if not self.ready:
+            raise Overloaded("not ready: the pool is starting" + (f" ({self.start_error})" if self.start_error else ""))
         if self.waiting >= self.config.max_queue and self._idle.empty():
             raise Overloaded(f"{self.waiting} requests already waiting")
         t0 = time.monotonic()
@@ -457,7 +561,7 @@ class SandboxPool:
             keep = False
             try:
                 response, keep = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, worker.run_job, req)
+                    self._executor, worker.run_job, req, budget)
             except ContainerLost as exc:
                 self.metrics_inc("container_losses")
                 log.warning("container %d lost (attempt %d/%d): %s", worker.index, attempt + 1, attempts, exc)
@@ -494,7 +598,19 @@ class SandboxPool:
         asyncio.get_running_loop().create_task(heal())
 
     async def execute_batch(self, reqs: list[ExecuteRequest]) -> list[dict]:
-        return list(await asyncio.gather(*(self.execute(r) for r in reqs)))
+        """Responses in order; one request's failure is its own ``sandbox_error``, never the batch's."""
+        share = max(self.config.max_response_bytes // max(len(reqs), 1), 4096)
+
+        async def one(r: ExecuteRequest) -> dict:
+            try:
+                return await self.execute(r, share)
+            except (RequestRejected, Overloaded):
+                raise
+            except Exception as exc:
+                log.exception("request failed in a batch")
+                return _sandbox_error(r, f"{type(exc).__name__}: {exc}")
+
+        return list(await asyncio.gather(*(one(r) for r in reqs)))
 
     def healthy_workers(self) -> int:
         return sum(1 for w in self.workers if w.container_id is not None)
@@ -503,7 +619,31 @@ class SandboxPool:
         return [w.container_id for w in self.workers if w.container_id]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clip_json(text: str, limit: int) -> str:
+    """``text`` with lone surrogates (which no UTF-8 response can carry) replaced by U+FFFD, cut so
+    that its JSON escaping (control characters grow to 6 bytes), quotes aside, takes at most ``limit``
+    bytes."""
+    text = _SURROGATE.sub("\ufffd", text[:limit])
+
+    def size(t: str) -> int:
+        return len(json.dumps(t, ensure_ascii=False).encode("utf-8")) - 2
+
+    if 6 * len(text) <= limit or size(text) <= limit:
+        return text
+    lo, hi = 0, len(text)  # the longest prefix whose escaped form fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
 def _sandbox_error(req: ExecuteRequest, message: str) -> dict:
     total = len(req.selected_tests()) or 1
     return {"status": Status.SANDBOX_ERROR.value, "passed": 0, "total": total,
-            "tests": [], "message": message[:2000]}
+            "tests": [], "message": clip_json(message, 2000)}

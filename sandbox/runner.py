@@ -133,6 +133,56 @@ class CgroupFile:
 
 
 OOM_FILE = CgroupFile(OOM_CONTROL)
+# CPU time and memory of everything in the container (cgroup v1, else v2): what a test's whole process
+# tree uses, forked helpers included, is the change over the test less what we ourselves used
+CPU_FILES = (CgroupFile("/sys/fs/cgroup/cpuacct/cpuacct.usage"), CgroupFile("/sys/fs/cgroup/cpu.stat"))
+MEM_FILES = (CgroupFile("/sys/fs/cgroup/memory/memory.usage_in_bytes"), CgroupFile("/sys/fs/cgroup/memory.current"))
+
+
+def cgroup_cpu():
+    """CPU seconds used by the whole container so far, or None where no cgroup file is readable."""
+    data = CPU_FILES[0].read()
+    if data:
+        return int(data) / 1e9
+    data = CPU_FILES[1].read()
+    if data:
+        for line in data.split(b"\n"):
+            if line.startswith(b"usage_usec "):
+                return int(line.split()[1]) / 1e6
+    return None
+
+
+def cgroup_memory():
+    """Bytes charged to the container now, or None."""
+    for f in MEM_FILES:
+        data = f.read()
+        if data:
+            return int(data)
+    return None
+
+
+class TreeMeter:
+    """What a test's process tree uses: the container's CPU and memory over the test, less the CPU of the
+    measuring process (``self_cpu``) and the memory charged before the test started. Processes the
+    program forked and never waited for, or left running, count as much as the program itself."""
+
+    def __init__(self):
+        self.cpu0, self.self0 = cgroup_cpu(), time.process_time()
+        self.mem0 = cgroup_memory()
+        self.peak = 0
+
+    def cpu(self):
+        now = cgroup_cpu()
+        if now is None or self.cpu0 is None:
+            return 0.0
+        return max(0.0, (now - self.cpu0) - (time.process_time() - self.self0))
+
+    def memory(self):
+        """Bytes charged since the test started (the highest seen so far)."""
+        now = cgroup_memory()
+        if now is not None and self.mem0 is not None:
+            self.peak = max(self.peak, now - self.mem0)
+        return self.peak
 
 
 def oom_kills():
@@ -151,6 +201,37 @@ def proc_cpu(pid):
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return None
+
+
+STALL_S = 0.5  # a gap this long between two looks at the clock, in a loop that looks every 20 ms: a stall
+
+
+class WallClock:
+    """Wall time for the backstop, less the time the runner itself stood still: a container paused by
+    the host (the freezer stops us with the program) or an overloaded host that did not schedule us.
+    Such a stall is the infrastructure's; it is never charged to the program. Read it often."""
+
+    def __init__(self):
+        self.t0 = self.last = time.monotonic()
+        self.stalled = 0.0
+
+    def elapsed(self):
+        now = time.monotonic()
+        if now - self.last > STALL_S:
+            self.stalled += now - self.last - CPU_POLL_S
+        self.last = now
+        return now - self.t0 - self.stalled
+
+
+def rss_bytes(pid):
+    """Resident memory of a live process (0 if unknown)."""
+    try:
+        for line in read_file(f"/proc/{pid}/status", 8192).split(b"\n"):
+            if line.startswith(b"VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def pidfd_open(pid):
@@ -177,8 +258,9 @@ class Zygote:
                 for target, src in enumerate(staged):
                     os.dup2(src, target, inheritable=True)
                 os.closerange(4, 4096)
-                argv = [sys.executable, "-I", "-S", "-B", "-c", CANDIDATE_BOOT, "--zygote"]
-                os.execve(argv[0], argv, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+                argv = [sys.executable, "-s", "-P", "-S", "-B", "-c", CANDIDATE_BOOT, "--zygote"]
+                os.execve(argv[0], argv, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+                                          "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")})
             finally:
                 os._exit(127)
         child.close()
@@ -281,18 +363,23 @@ def decode_status(status):
     return os.WEXITSTATUS(status), None
 
 
-def run_process(spec, stdin, time_limit, wall_limit, output_limit, spawn=None):
+def run_process(spec, stdin, time_limit, wall_limit, output_limit, spawn=None, memory_limit=0, base_rss=0):
     """Run one process to completion, feeding stdin and draining stdout/stderr while it runs.
 
     Returns facts: outcome ('exited' | 'timeout' | 'output_limit'), exit code or signal, CPU seconds
     (from wait4, children included), wall seconds, OOM kill, captured output. CPU time is the verdict
-    clock; the wall limit is only a backstop for sleeping or blocked programs.
+    clock, counted for the whole process tree (:class:`TreeMeter`); the wall limit is only a backstop
+    for sleeping or blocked programs. With ``memory_limit`` (bytes), the tree's memory is held to it: the
+    container's charge over the test while it runs, and the program's peak RSS (less ``base_rss``, what
+    it shares with the zygote it was forked from) at the end; over it, the outcome is ``memory_limit``.
     """
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     oom_before = oom_kills()
     t0 = time.monotonic()
+    clock = WallClock()
+    meter = TreeMeter()
     try:
         pid = (spawn or ZYGOTE.spawn)(spec, [in_r, out_w, err_w])
     finally:
@@ -328,18 +415,23 @@ def run_process(spec, stdin, time_limit, wall_limit, output_limit, spawn=None):
                 status, rusage = st, ru
                 break
         now = time.monotonic()
+        waited = clock.elapsed()
         if not killed:
             if out_total > output_limit or err_total > output_limit:
                 outcome, killed = "output_limit", True
             elif now >= next_poll:
                 next_poll = now + CPU_POLL_S
-                used = proc_cpu(pid)
-                if used is not None and used > time_limit:
+                used = max(proc_cpu(pid) or 0.0, meter.cpu())
+                if used > time_limit:
                     outcome, timeout_kind, killed = "timeout", "cpu", True
-                elif now - t0 > wall_limit:
+                elif memory_limit and meter.memory() > memory_limit:
+                    outcome, killed = "memory_limit", True
+                elif waited > wall_limit:
                     outcome, timeout_kind, killed = "timeout", "wall", True
             if killed:
                 kill_tree(pid)
+                if outcome != "output_limit":  # forked helpers stop using CPU and memory now too
+                    signal_others({1, ZYGOTE.pid, *SPARE})
         rlist = open_reads + [exit_fd] if exit_fd >= 0 and not ended else list(open_reads)
         wlist = [in_w] if in_w >= 0 else []
         if not rlist and not wlist:  # pipes closed, process not reaped yet: short, growing naps
@@ -396,11 +488,13 @@ def run_process(spec, stdin, time_limit, wall_limit, output_limit, spawn=None):
     if outcome == "exited" and (out_total > output_limit or err_total > output_limit):
         outcome = "output_limit"
     code, sig = decode_status(status)
-    cpu = rusage.ru_utime + rusage.ru_stime
+    cpu = max(rusage.ru_utime + rusage.ru_stime, meter.cpu())
     if outcome == "exited" and cpu > time_limit:
         outcome, timeout_kind = "timeout", "cpu"
     if outcome == "exited" and sig == signal.SIGXCPU:
         outcome, timeout_kind = "timeout", "cpu"
+    if outcome == "exited" and memory_limit and max(meter.memory(), rusage.ru_maxrss * 1024 - base_rss) > memory_limit:
+        outcome = "memory_limit"
     return {
         "outcome": outcome,
         "timeout_kind": timeout_kind,
@@ -439,6 +533,19 @@ def kill_tree(pid):
             pass
 
 
+SPARE = set()  # processes of the current job that a test's limits must not kill (its program's zygote)
+
+
+def signal_others(keep):
+    """One round of SIGKILL to every process but ``keep`` (no reaping: a caller may still wait4 one)."""
+    for p in other_pids():
+        if p not in keep:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def kill_all_others(spare=()):
     """SIGKILL every process in the container except PID 1 (us) and ``spare``, and reap them.
 
@@ -474,26 +581,55 @@ def other_pids():
 
 
 def wipe(path):
-    """Remove everything under ``path``; False if something could not be removed."""
-    ok = True
+    """Remove everything under ``path``; False if something could not be removed.
+
+    Iterative and relative to directory descriptors: a program-made tree of any depth (paths far beyond
+    PATH_MAX, more levels than Python's recursion limit) or with unreadable directories is removed.
+    """
     try:
-        entries = os.listdir(path)
+        top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return True
-    for name in entries:
-        full = os.path.join(path, name)
+    ok = True
+    stack = [(top, None, None)]  # (dir fd, parent fd, name in parent)
+    while stack:
+        fd, parent, name = stack[-1]
+        descended = False
         try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                try:
-                    os.chmod(full, 0o700)
-                except OSError:
-                    pass
-                ok = wipe(full) and ok
-                os.rmdir(full)
-            else:
-                os.unlink(full)
+            entries = list(os.scandir(fd))
         except OSError:
-            ok = False
+            entries, ok = [], False
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    try:
+                        os.chmod(e.name, 0o700, dir_fd=fd, follow_symlinks=False)
+                    except (OSError, NotImplementedError):
+                        pass
+                    child = os.open(e.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                    stack.append((child, fd, e.name))
+                    descended = True
+                    break
+                os.unlink(e.name, dir_fd=fd)
+            except OSError:
+                ok = False
+        if descended:
+            continue
+        stack.pop()
+        os.close(fd)
+        if parent is not None:
+            try:
+                os.rmdir(name, dir_fd=parent)
+            except OSError:
+                ok = False
+                # a directory we cannot empty: stop descending into it again
+                return ok if not stack else _close_all(stack, ok)
+    return ok
+
+
+def _close_all(stack, ok):
+    for fd, _, _ in stack:
+        os.close(fd)
     return ok
 
 
@@ -518,6 +654,8 @@ def ipc_leftovers():
 
 encode_value = CODEC["encode_value"]
 decode_value = CODEC["decode_value"]
+update_in_place = CODEC["update_in_place"]
+BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 class CandidateGone(Exception):
@@ -566,6 +704,7 @@ class Candidate:
         self.reader = LineReader(self.resp_r)
         self.status = None
         self.cpu_base = 0.0
+        self.meter = TreeMeter()  # the candidate and anything it forks, from here on
         return self.wait_reply(self.job["time_limit"])
 
     def send(self, obj):
@@ -576,8 +715,11 @@ class Candidate:
             pass  # it died; wait_reply reports how
 
     def cpu(self):
-        used = proc_cpu(self.pid)
-        return used if used is not None else self.cpu_base
+        """CPU seconds the candidate's process tree has used since it started."""
+        if self.pid is None:
+            return self.cpu_base
+        self.cpu_base = max(self.cpu_base, proc_cpu(self.pid) or 0.0, self.meter.cpu())
+        return self.cpu_base
 
     def drain(self, fds):
         for fd in fds:
@@ -603,7 +745,7 @@ class Candidate:
     def wait_reply(self, cpu_budget):
         """Next message from the candidate, watching its CPU, wall time and output while waiting."""
         job = self.job
-        start_cpu, t0 = self.cpu(), time.monotonic()
+        start_cpu, clock = self.cpu(), WallClock()
         while True:
             if self.reader.pending():
                 return self.reader.take()
@@ -621,7 +763,9 @@ class Candidate:
             now_cpu = self.cpu()
             if now_cpu - start_cpu > cpu_budget:
                 raise CandidateGone(self.finish("timeout", "cpu"))
-            if time.monotonic() - t0 > job["wall_limit"]:
+            if job["memory_limit"] and self.meter.memory() > job["memory_limit"]:
+                raise CandidateGone(self.finish("memory_limit"))
+            if clock.elapsed() > job["wall_limit"]:
                 raise CandidateGone(self.finish("timeout", "wall"))
             if self.out_total > job["output_limit"] or self.err_total > job["output_limit"]:
                 raise CandidateGone(self.finish("output_limit"))
@@ -632,6 +776,7 @@ class Candidate:
         """Kill (if needed) and reap the candidate; facts about how it ended."""
         if outcome != "exited":
             kill_tree(self.pid)
+        cpu = self.cpu()
         status = zombie_status(self.pid)
         self.dead.append(self.pid)
         self.drain([self.out_r, self.err_r])
@@ -645,7 +790,7 @@ class Candidate:
             outcome, timeout_kind = "timeout", "cpu"
         info = {"outcome": "died" if outcome == "exited" else outcome, "timeout_kind": timeout_kind,
                 "exit": code, "signal": sig, "oom": oom_kills() > self.oom_before >= 0}
-        self.pid = None
+        self.pid, self.cpu_base = None, cpu
         return info
 
     def take_output(self):
@@ -655,12 +800,19 @@ class Candidate:
         self.out_total = self.err_total = 0
         return out, err, totals
 
-    def call(self, name, args, kwargs, cpu_budget):
-        self.send({"op": "call", "name": name, "args": args, "kwargs": kwargs})
+    def call(self, name, args, kwargs, cpu_budget, writeback=False, op="call"):
+        """The tagged value the call returned (with ``writeback``: and the arguments it changed).
+
+        ``op="call"`` calls the program's global ``name``; any other ``op`` is an operation on the object
+        behind handle ``name`` (an assert test's :class:`Remote`)."""
+        frame = {"op": "call", "name": name, "args": args, "kwargs": kwargs, "writeback": writeback}
+        if op != "call":
+            frame.update(op="handle", id=name, what=op)
+        self.send(frame)
         msg = self.wait_reply(cpu_budget)
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "returned":
-            return msg["value"]
+            return (msg["value"], msg.get("args_after") or []) if writeback else msg["value"]
         if op == "raised":
             raise CandidateRaised(str(msg.get("error", ""))[:2000])
         if op == "bad_value":
@@ -734,11 +886,19 @@ def run_harness(job, cmd_fd, res_fd, nonce):
         result.setdefault("signal", None)
         result.setdefault("oom", False)
         result["reap"], cand.dead = cand.dead, []
+        result["keep"] = cand.pid  # the candidate lives on to the next test; nothing else it started does
         report(result)
 
 
 def free_names(code):
-    """Names the test code reads but never binds at top level: the candidate may provide them."""
+    """Names the test code reads but never binds at top level: the candidate may provide them.
+
+    A builtin's name counts when the test calls it directly on plain arguments (``max(3, 5)``): that is
+    how a test calls a function under test that is named like a builtin, and the program's definition
+    must then be the one called, as in plain Python. Where the call wraps another call (``abs(f(x) - y)``,
+    ``len(f(x))``), the builtin is a helper of the test's comparison and stays the builtin: a program
+    cannot redefine the test's own arithmetic.
+    """
     tree = ast.parse(code)
     bound = set()
     for node in tree.body:
@@ -748,7 +908,14 @@ def free_names(code):
             for a in node.names:
                 bound.add((a.asname or a.name).split(".")[0])
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return sorted(used - bound - set(dir(builtins)))
+    called, helpers = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in BUILTIN_NAMES:
+            called.add(node.func.id)
+            inner = [*node.args, *(k.value for k in node.keywords)]
+            if any(isinstance(n, ast.Call) for a in inner for n in ast.walk(a)):
+                helpers.add(node.func.id)
+    return sorted(used - bound - (BUILTIN_NAMES - (called - helpers)))
 
 
 def run_assert(code, cand, budget, cpu0):
@@ -760,12 +927,13 @@ def run_assert(code, cand, budget, cpu0):
     compiled = compile(code, "test.py", "exec")
     names = free_names(code)
     env = {"__name__": "__test__", "__builtins__": builtins}
+    call = remote_caller(cand, cpu0, budget)
     if names:
         cand.send({"op": "names", "names": names})
         reply = cand.wait_reply(budget)
         for name, what in (reply.get("found") or {}).items():
             if what.get("callable"):
-                env[name] = make_proxy(cand, name, cpu0, budget)
+                env[name] = make_proxy(call, name)
             elif "value" in what:
                 env[name] = decode_value(what["value"])
     try:
@@ -780,13 +948,96 @@ def run_assert(code, cand, budget, cpu0):
     return {"outcome": "passed"}
 
 
-def make_proxy(cand, name, cpu0, budget):
-    def proxy(*args, **kwargs):
+class Remote:
+    """An object of the program (say an instance of its own class) that assert code holds: every use runs
+    in the program's process, and what comes back is plain data or another Remote.
+
+    Comparing a Remote with plain data is False (never the program's ``__eq__``): an object that claims
+    to equal everything cannot pass ``assert f(x) == 5``. Two Remotes compare with the program's own
+    methods (``assert f(x) == Point(1, 2)``), as in plain Python.
+    """
+
+    __slots__ = ("_h", "_type", "_call")
+
+    def __init__(self, call, h, type_name):
+        object.__setattr__(self, "_call", call)
+        object.__setattr__(self, "_h", h)
+        object.__setattr__(self, "_type", type_name)
+
+    def _op(self, what, *args, **kwargs):
+        return self._call(what, self._h, list(args), kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._op("getattr", name)
+
+    def __setattr__(self, name, value):
+        self._op("setattr", name, value)
+
+    def __call__(self, *args, **kwargs):
+        return self._op("invoke", *args, **kwargs)
+
+    def _cmp(what):  # noqa: N805 - builds the comparison methods
+        def method(self, other):
+            if not isinstance(other, Remote):
+                return NotImplemented
+            return bool(self._op(what, other))
+        return method
+
+    __eq__, __ne__, __lt__ = _cmp("eq"), _cmp("ne"), _cmp("lt")
+    __le__, __gt__, __ge__ = _cmp("le"), _cmp("gt"), _cmp("ge")
+    del _cmp
+
+    def __hash__(self):
+        return self._op("hash")
+
+    def __repr__(self):
+        return self._op("repr")
+
+    def __str__(self):
+        return self._op("str")
+
+    def __len__(self):
+        return self._op("len")
+
+    def __bool__(self):
+        return self._op("bool")
+
+    def __getitem__(self, key):
+        return self._op("getitem", key)
+
+    def __contains__(self, key):
+        return self._op("contains", key)
+
+    def __iter__(self):
+        return iter(self._op("iter"))
+
+
+def remote_caller(cand, cpu0, budget):
+    """``call(op, target, args, kwargs)``: a call of the program's function ``target`` (op "call") or an
+    operation on its object behind handle ``target``, within the test's CPU budget. Objects that are not
+    data cross as :class:`Remote` handles; arguments the call changed in place are updated here."""
+
+    def call(op, target, args, kwargs):
         left = budget - (cand.cpu() - cpu0)
         if left <= 0:
             raise CandidateGone(cand.finish("timeout", "cpu"))
-        tagged_args = encode_value(list(args))
-        return decode_value(cand.call(name, tagged_args, encode_value(dict(kwargs)), left))
+        value, changed = cand.call(target, encode_value(list(args)), encode_value(dict(kwargs)), left,
+                                   writeback=True, op=op)
+        for i, tagged in changed:  # in-place changes to the arguments show in the test's own objects
+            if type(i) is int and 0 <= i < len(args):
+                update_in_place(args[i], decode_value(tagged))
+        return decode_value(value)
+
+    CODEC["HOOKS"].update(encode=lambda x: [x._h] if type(x) is Remote else None,
+                          decode=lambda body: Remote(call, body[0], str(body[1])))
+    return call
+
+
+def make_proxy(call, name):
+    def proxy(*args, **kwargs):
+        return call("call", name, args, kwargs)
 
     proxy.__name__ = name
     return proxy
@@ -818,6 +1069,7 @@ class Job:
         self.tl = float(f["time_limit_s"])
         self.wall = float(f["wall_limit_s"])
         self.out_limit = int(f["output_limit"])
+        self.memory_limit = int(f.get("memory_limit") or 0)
         self.limits = rlimits(self.tl, f["fsize_limit"], f["nofile_limit"], f["stack_limit"])
         self.ok = False
         reply = {"op": "begin", "compile": None, "ok": True}
@@ -856,7 +1108,7 @@ class Job:
         hjob = {
             "source_path": self.source_path, "scratch": self.scratch,
             "env": self.env, "time_limit": self.tl, "wall_limit": self.wall,
-            "output_limit": self.out_limit,
+            "output_limit": self.out_limit, "memory_limit": self.memory_limit,
             # one backstop for the whole candidate process: every test's CPU plus loading
             "limits_total": rlimits(self.tl * (f["n_tests"] + 1), f["fsize_limit"], f["nofile_limit"],
                                     f["stack_limit"]),
@@ -867,7 +1119,10 @@ class Job:
             try:
                 os.close(self.cmd_w)
                 os.close(self.res_r)
-                os.close(0)
+                null = os.open("/dev/null", os.O_RDWR)
+                for fd in (0, 1):  # fd 1 is our reply stream to the host: test code's prints go nowhere
+                    os.dup2(null, fd)
+                os.close(null)
                 os.setsid()
                 run_harness(hjob, cmd_r, res_w, self.harness_nonce)
             except BaseException:
@@ -890,7 +1145,12 @@ class Job:
         else:
             spec = {"mode": "exec", "argv": list(self.frame["run"])}
         spec.update(cwd=self.scratch, env=self.env, limits=self.limits)
-        res = run_process(spec, stdin, self.tl, self.wall, self.out_limit, spawn=self.spawn)
+        SPARE.clear()
+        if self.zygote is not None:
+            SPARE.add(self.zygote.pid)
+        base = rss_bytes(self.zygote.pid if self.zygote is not None else ZYGOTE.pid) if self.frame.get("run_python") else 0
+        res = run_process(spec, stdin, self.tl, self.wall, self.out_limit, spawn=self.spawn,
+                          memory_limit=self.memory_limit, base_rss=base)
         # nothing a test started may linger into the next test
         kill_all_others(spare=[ZYGOTE.pid] + ([self.zygote.pid] if self.zygote is not None else []))
         return res
@@ -928,6 +1188,9 @@ class Job:
                 os.waitpid(pid, os.WNOHANG)
             except (ChildProcessError, TypeError):
                 pass
+        keep = msg.pop("keep", None)
+        # a helper the program started during this test cannot keep working (unaccounted) until the next
+        kill_all_others(spare=[ZYGOTE.pid, self.harness] + ([keep] if type(keep) is int else []))
         return msg
 
     def harness_lost(self):

@@ -28,7 +28,7 @@ class CallTest(_Strict):
     type: Literal["call"]
     fn_name: str = Field(min_length=1)
     args: list[Any] = Field(default_factory=list)
-    expected: Any = None
+    expected: Any  # required (null when the function must return None): a missing one would accept anything
 
 
 Test = Annotated[StdioTest | AssertTest | CallTest, Field(discriminator="type")]
@@ -42,7 +42,8 @@ class ExecuteRequest(_Strict):
     time_limit_s: float = Field(default=5.0, gt=0, le=60)
     memory_limit_mb: int = Field(default=512, ge=32, le=16384)
     compare: Literal["exact", "tokens", "float"] = "exact"
-    float_tol: float = Field(default=1e-6, ge=0)
+    # finite and at most 1 (100% relative): a larger or infinite tolerance would accept any number
+    float_tol: float = Field(default=1e-6, ge=0, le=1, allow_inf_nan=False)
     fail_fast: bool = False
     first_k: int | None = Field(default=None, ge=1)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from enum import StrEnum
+from fractions import Fraction
 
 from rlvr.sandbox.candidate import decode_value
 
@@ -31,8 +33,23 @@ COMPARE_MODES = ("exact", "tokens", "float")
 # ---------------------------------------------------------------------------------------- comparators
 
 
+# The comparison grammar (documented in sandbox/README.md). Whitespace is ASCII only: space, tab, LF,
+# CR, VT, FF; Unicode spaces (U+00A0, U+2003...) and control characters (U+001C-U+001F, U+0085) are
+# output like any other character. A number is ASCII digits with an optional sign, point and exponent;
+# what Python's float() also takes (1_000, non-ASCII digits, surrounding spaces, inf, nan) is a token
+# that must match exactly.
+WHITESPACE = " \t\n\r\v\f"
+_SPACES = re.compile(r"[ \t\n\r\v\f]+")
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def tokens(text: str) -> list[str]:
+    """Tokens separated by ASCII whitespace."""
+    return [t for t in _SPACES.split(text) if t]
+
+
 def _exact_lines(text: str) -> list[str]:
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    lines = [line.rstrip(WHITESPACE) for line in text.replace("\r\n", "\n").split("\n")]
     while lines and not lines[-1]:
         lines.pop()
     return lines
@@ -41,30 +58,31 @@ def _exact_lines(text: str) -> list[str]:
 def _float_token_equal(a: str, b: str, tol: float) -> bool:
     if a == b:
         return True
-    try:
-        x, y = float(a), float(b)
-    except ValueError:
+    if not (NUMBER.fullmatch(a) and NUMBER.fullmatch(b)):
         return False
-    if not (math.isfinite(x) and math.isfinite(y)):
+    try:  # exact rationals: no overflow for 1e999 or 400-digit numbers, no rounding at the tolerance's edge
+        x, y = Fraction(a), Fraction(b)
+    except (ValueError, ZeroDivisionError):
         return False
-    return abs(x - y) <= tol * max(1.0, abs(y))
+    return abs(x - y) <= Fraction(tol) * max(1, abs(y))
 
 
 def outputs_match(got: str, expected: str, mode: str = "exact", float_tol: float = 1e-6) -> bool:
-    """Compare program output with the expected output.
+    """Compare program output with the expected output (whitespace means ASCII whitespace).
 
     - ``exact``: line by line, ignoring trailing whitespace on each line, trailing blank lines and
       CRLF vs LF (everything else, including case and inner spaces, must match);
     - ``tokens``: the same whitespace-separated tokens;
-    - ``float``: the same tokens, where tokens that both parse as finite floats may differ by
-      ``float_tol`` (relative to the expected value when it is above 1, absolute below).
+    - ``float``: the same tokens, where tokens that are both numbers (:data:`NUMBER`: ASCII digits,
+      optional sign, point and exponent) may differ by ``float_tol`` (relative to the expected value
+      when it is above 1, absolute below).
     """
     if mode == "exact":
         return _exact_lines(got) == _exact_lines(expected)
     if mode == "tokens":
-        return got.split() == expected.split()
+        return tokens(got) == tokens(expected)
     if mode == "float":
-        a, b = got.split(), expected.split()
+        a, b = tokens(got), tokens(expected)
         return len(a) == len(b) and all(_float_token_equal(x, y, float_tol) for x, y in zip(a, b))
     raise ValueError(f"unknown compare mode {mode!r}; choose one of {COMPARE_MODES}")
 
@@ -85,15 +103,17 @@ def values_equal(got, expected, float_tol: float | None = None) -> bool:
         if isinstance(got, float) and not math.isfinite(got):
             return False
         if float_tol is not None and (isinstance(got, float) or isinstance(expected, float)):
-            return abs(got - expected) <= float_tol * max(1.0, abs(expected))
+            # exact rational arithmetic: an int beyond float range (10**400) must not overflow the check
+            g, e = Fraction(got), Fraction(expected)
+            return abs(g - e) <= Fraction(float_tol) * max(1, abs(e))
         return got == expected
     if isinstance(expected, str):
         return type(got) is str and got == expected
     if isinstance(expected, list):
         return (type(got) in (list, tuple) and len(got) == len(expected)
                 and all(values_equal(g, e, float_tol) for g, e in zip(got, expected)))
-    if isinstance(expected, dict):
-        if type(got) is not dict or len(got) != len(expected):
+    if isinstance(expected, dict):  # Counter, OrderedDict and defaultdict equal dicts, as in Python
+        if not isinstance(got, dict) or len(got) != len(expected):
             return False
         keyed = {k if isinstance(k, str) else str(k): v for k, v in got.items()}
         return keyed.keys() == expected.keys() and all(
@@ -131,6 +151,8 @@ def classify(raw: dict, test: dict | None, *, compare: str = "exact", float_tol:
         return Status.TIME_LIMIT_EXCEEDED, f"{raw.get('timeout_kind') or 'time'} limit"
     if outcome == "output_limit":
         return Status.OUTPUT_LIMIT_EXCEEDED, "output limit"
+    if outcome == "memory_limit":
+        return Status.MEMORY_LIMIT_EXCEEDED, "memory limit"
     if outcome in ("harness_error", None):
         return Status.SANDBOX_ERROR, raw.get("message") or "malformed runner result"
     if outcome == "load_failed":
@@ -139,6 +161,8 @@ def classify(raw: dict, test: dict | None, *, compare: str = "exact", float_tol:
             return Status.TIME_LIMIT_EXCEEDED, "time limit while loading the program"
         if cause == "output_limit":
             return Status.OUTPUT_LIMIT_EXCEEDED, "output limit while loading the program"
+        if cause == "memory_limit":
+            return Status.MEMORY_LIMIT_EXCEEDED, "memory limit while loading the program"
         return _failure_status(raw, stderr, mle_markers), raw.get("message") or "program failed to load"
     if outcome in ("died", "harness_killed"):
         return _failure_status(raw, stderr, mle_markers), raw.get("message") or _death(raw)
