@@ -29,12 +29,26 @@ def build_image(force: Annotated[bool, typer.Option(help="Rebuild even if the ta
     typer.echo(tag)
 
 
+@app.command("build-rootfs")
+def build_rootfs() -> None:
+    """Unpack the image's root filesystem for the bwrap backend (from Docker's image, else mmdebstrap)."""
+    from rlvr.sandbox.image import ImageError, ensure_rootfs
+
+    try:
+        path = ensure_rootfs(log=lambda m: err.print(f"[sandbox] {m}", highlight=False))
+    except ImageError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    typer.echo(str(path))
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     pool_size: Annotated[int | None, typer.Option(help="Containers (default: CPU cores).")] = None,
     pool_json: Annotated[str | None, typer.Option(help="PoolConfig fields as a JSON object.")] = None,
+    backend: Annotated[str | None, typer.Option(help="docker (default) or bwrap (rootless bubblewrap, no Docker).")] = None,
     log_level: Annotated[str, typer.Option(help="Python/uvicorn log level.")] = "info",
 ) -> None:
     """Run the sandbox HTTP service (FastAPI/uvicorn) over a pool of warm containers."""
@@ -52,6 +66,8 @@ def serve(
             raise ValueError("--pool-json must be a JSON object")
         if pool_size is not None:
             fields["size"] = pool_size
+        if backend is not None:
+            fields["backend"] = backend
         config = PoolConfig(**fields)
     except (ValueError, ValidationError) as exc:
         err.print(f"[bold red]error:[/] bad pool configuration: {exc}", highlight=False)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 IMAGE_REPO = "rlvr-sandbox"
 LABEL_SPEC = "rlvr.sandbox.spec"
@@ -114,3 +116,65 @@ def build_image(force: bool = False, log: Callable[[str], None] = print) -> str:
 def ensure_image(log: Callable[[str], None] = print) -> str:
     """The tag of a present image, building it first when missing."""
     return build_image(force=False, log=log)
+
+
+# ------------------------------------------------------------------------------ a root filesystem (bwrap)
+def rootfs_dir(spec: dict | None = None) -> Path:
+    """Where the unpacked root filesystem of the image lives: ``$RLVR_SANDBOX_ROOTFS`` (a parent folder)
+    or ``~/.cache/rlvr/sandbox-rootfs``, one subfolder per recipe hash."""
+    base = Path(os.environ.get("RLVR_SANDBOX_ROOTFS") or Path.home() / ".cache/rlvr/sandbox-rootfs")
+    return base / spec_hash(spec)
+
+
+def ensure_rootfs(log: Callable[[str], None] = print) -> Path:
+    """The image's root filesystem as a folder (for the bwrap backend), unpacked once: from the Docker
+    image when an engine has it, else straight from ``mmdebstrap`` (no Docker needed). Returns it."""
+    dest = rootfs_dir()
+    done = dest / ".rlvr-complete"
+    if done.is_file():
+        return dest
+    tmp = dest.with_name(dest.name + f".partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.monotonic()
+    try:
+        source = _docker_export() if shutil.which("docker") and _engine_has_image() else None
+        if source is None:
+            if shutil.which("mmdebstrap") is None:
+                raise ImageError("`mmdebstrap` is not installed (and no Docker engine has the image); run "
+                                 "`apt-get install -y mmdebstrap` to build the sandbox root filesystem")
+            log(f"building the sandbox root filesystem from Debian {SPEC['suite']} packages (about a minute)")
+            source = subprocess.Popen(mmdebstrap_command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        else:
+            log(f"unpacking the sandbox root filesystem from image {image_tag()}")
+        untar = subprocess.run(["tar", "-x", "-C", str(tmp), "--exclude=./dev/*"], stdin=source.stdout,
+                               capture_output=True)
+        source.stdout.close()
+        err = source.stderr.read().decode(errors="replace") if source.stderr else ""
+        source.wait()
+        if source.returncode != 0 or untar.returncode != 0:
+            raise ImageError(f"unpacking the root filesystem failed (exit {source.returncode}/{untar.returncode}):\n"
+                             f"{(err + untar.stderr.decode(errors='replace'))[-4000:]}")
+        (tmp / ".rlvr-complete").write_text(json.dumps(SPEC, sort_keys=True) + "\n")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"sandbox root filesystem ready in {dest} ({time.monotonic() - t0:.0f} s)")
+    return dest
+
+
+def _engine_has_image() -> bool:
+    try:
+        return image_exists(image_tag(), docker_client(timeout=30))
+    except ImageError:
+        return False
+
+
+def _docker_export() -> subprocess.Popen:
+    name = f"rlvr-rootfs-{os.getpid()}"
+    subprocess.run(["docker", "create", "--name", name, image_tag(), "/bin/true"], check=True, capture_output=True)
+    proc = subprocess.Popen(f"docker export {name}; status=$?; docker rm {name} >/dev/null; exit $status",
+                            shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc

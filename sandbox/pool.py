@@ -21,6 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +51,9 @@ CANDIDATE_ENV = {
 class PoolConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # docker: hardened containers (the default); bwrap: rootless bubblewrap sandboxes for hosts without
+    # Docker (SLURM), same runner and root filesystem; the differences are listed in sandbox/README.md
+    backend: Literal["docker", "bwrap"] = "docker"
     size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     image: str | None = None  # default: the content-hash tag from rlvr.sandbox.image
     pool_id: str | None = None  # default: random; labels this pool's containers
@@ -314,6 +318,10 @@ class Worker:
         except OSError:
             return False
 
+    def begin_extra(self) -> dict:
+        """Backend-specific fields of a job's begin frame."""
+        return {}
+
     def set_memory(self, memory_mb: int) -> None:
         if self.memory_mb == memory_mb:
             return
@@ -365,6 +373,7 @@ class Worker:
             "memory_limit": req.memory_limit_mb << 20,
             "nofile_limit": cfg.nofile_limit, "stack_limit": cfg.stack_limit_mb << 20,
             "env": dict(CANDIDATE_ENV, **lang.env), "n_tests": max(1, len(tests)),
+            **self.begin_extra(),
         }
         frames = [self._test_frame(t) for t in tests] or [{"op": "test", "stdin": req.stdin}]
         per_test_timeout = 2 * wall + 15  # the runner's own backstops fire long before this
@@ -490,6 +499,8 @@ class SandboxPool:
         log.warning("sandbox pool start failed (attempt %d), retrying: %s", state.attempt_number, self.start_error)
 
     async def start(self) -> None:
+        if self.config.backend == "bwrap":
+            return await self._start_bwrap()
         from rlvr.sandbox.image import docker_client, ensure_image, image_tag
 
         loop = asyncio.get_running_loop()
@@ -501,8 +512,21 @@ class SandboxPool:
                                        lambda: reap_containers(self.client, only_orphans=True))
         if n:
             log.info("reaped %d orphaned sandbox containers", n)
+        await self._start_workers(Worker)
+
+    async def _start_bwrap(self) -> None:
+        from rlvr.sandbox.bwrap import BwrapWorker
+        from rlvr.sandbox.image import ensure_rootfs
+
+        loop = asyncio.get_running_loop()
+        rootfs = self.config.image or str(await loop.run_in_executor(self._executor, lambda: ensure_rootfs(log=log.info)))
+        self.image = rootfs  # a folder: the unpacked root filesystem
+        await self._start_workers(BwrapWorker)
+
+    async def _start_workers(self, cls: type[Worker]) -> None:
+        loop = asyncio.get_running_loop()
         self._idle = asyncio.Queue()
-        self.workers = [Worker(self, i) for i in range(self.config.size)]
+        self.workers = [cls(self, i) for i in range(self.config.size)]
         try:
             await asyncio.gather(*(loop.run_in_executor(self._executor, w.start) for w in self.workers))
         except Exception:

@@ -161,17 +161,43 @@ def cgroup_memory():
     return None
 
 
+def proc_tree_cpu():
+    """CPU seconds of every process in our PID namespace but us and the zygotes, where no cgroup tells:
+    the live ones' own and reaped children's time, plus the children PID 1 reaped. Without a cgroup
+    (the bwrap backend) this is the whole-tree clock; a process reaped by a parent that is gone by the
+    next look is missed (its time was its parent's children time while the parent lived)."""
+    skip = {os.getpid(), ZYGOTE.pid, *SPARE}
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fields = read_file(f"/proc/{name}/stat").rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(name)
+        if pid == 1:  # the runner: only what it reaped
+            total += int(fields[13]) + int(fields[14])
+        elif pid not in skip:
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / CLK_TCK
+
+
 class TreeMeter:
     """What a test's process tree uses: the container's CPU and memory over the test, less the CPU of the
     measuring process (``self_cpu``) and the memory charged before the test started. Processes the
-    program forked and never waited for, or left running, count as much as the program itself."""
+    program forked and never waited for, or left running, count as much as the program itself. Without
+    a readable cgroup, CPU comes from /proc (:func:`proc_tree_cpu`) and memory from rlimits and peaks."""
 
     def __init__(self):
-        self.cpu0, self.self0 = cgroup_cpu(), time.process_time()
+        self.cgroup = cgroup_cpu() is not None
+        self.cpu0, self.self0 = (cgroup_cpu() if self.cgroup else proc_tree_cpu()), time.process_time()
         self.mem0 = cgroup_memory()
         self.peak = 0
 
     def cpu(self):
+        if not self.cgroup:
+            return max(0.0, proc_tree_cpu() - self.cpu0)
         now = cgroup_cpu()
         if now is None or self.cpu0 is None:
             return 0.0
@@ -221,6 +247,17 @@ class WallClock:
             self.stalled += now - self.last - CPU_POLL_S
         self.last = now
         return now - self.t0 - self.stalled
+
+
+def vm_data(pid):
+    """A process's private writable memory (VmData), in bytes (0 if unknown)."""
+    try:
+        for line in read_file(f"/proc/{pid}/status", 8192).split(b"\n"):
+            if line.startswith(b"VmData:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def rss_bytes(pid):
@@ -493,8 +530,11 @@ def run_process(spec, stdin, time_limit, wall_limit, output_limit, spawn=None, m
         outcome, timeout_kind = "timeout", "cpu"
     if outcome == "exited" and sig == signal.SIGXCPU:
         outcome, timeout_kind = "timeout", "cpu"
-    if outcome == "exited" and memory_limit and max(meter.memory(), rusage.ru_maxrss * 1024 - base_rss) > memory_limit:
-        outcome = "memory_limit"
+    if outcome == "exited" and memory_limit:
+        peak = max(meter.memory(), rusage.ru_maxrss * 1024 - base_rss)
+        # over the limit; or failed at it (an allocation refused by RLIMIT_DATA can end in any error)
+        if peak > memory_limit or ((code or sig) and peak >= 0.9 * memory_limit):
+            outcome = "memory_limit"
     return {
         "outcome": outcome,
         "timeout_kind": timeout_kind,
@@ -1071,6 +1111,11 @@ class Job:
         self.out_limit = int(f["output_limit"])
         self.memory_limit = int(f.get("memory_limit") or 0)
         self.limits = rlimits(self.tl, f["fsize_limit"], f["nofile_limit"], f["stack_limit"])
+        if f.get("rlimit_memory") and self.memory_limit:
+            # no memory cgroup (bwrap): each program's private writable memory (heap, anonymous maps,
+            # thread stacks) is capped, on top of what it inherits from the zygote it is forked from
+            data = self.memory_limit + vm_data(ZYGOTE.pid)
+            self.limits.append((resource.RLIMIT_DATA, data))
         self.ok = False
         reply = {"op": "begin", "compile": None, "ok": True}
         if f.get("compile"):
@@ -1111,7 +1156,7 @@ class Job:
             "output_limit": self.out_limit, "memory_limit": self.memory_limit,
             # one backstop for the whole candidate process: every test's CPU plus loading
             "limits_total": rlimits(self.tl * (f["n_tests"] + 1), f["fsize_limit"], f["nofile_limit"],
-                                    f["stack_limit"]),
+                                    f["stack_limit"]) + [x for x in self.limits if x[0] == resource.RLIMIT_DATA],
         }
         pid = os.fork()
         if pid == 0:

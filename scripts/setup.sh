@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
-# 1. System packages: Docker engine and mmdebstrap (builds the sandbox image from Debian packages).
+# 1. System packages: Docker engine, mmdebstrap (builds the sandbox image from Debian packages) and
+#    bubblewrap (the sandbox's rootless backend).
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)  # the sandbox's rootless backend
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -46,9 +48,11 @@ if [ "${RLVR_VLLM:-1}" != 0 ]; then
   bash scripts/setup_vllm.sh
 fi
 
-# 5. Sandbox image (content-hash tagged; a no-op when the tag exists).
+# 5. Sandbox image (content-hash tagged; a no-op when the tag exists) and its root filesystem unpacked
+#    for the rootless bwrap backend (once per recipe hash, in ~/.cache/rlvr/sandbox-rootfs).
 if .venv/bin/python -c "import rlvr.sandbox.image" >/dev/null 2>&1; then
   log "sandbox image"
   .venv/bin/rlvr sandbox build-image
+  .venv/bin/rlvr sandbox build-rootfs >/dev/null
 fi
 log "done"

@@ -50,7 +50,7 @@ def tiny_dlm():
 
 
 @pytest.fixture(scope="session")
-def sandbox_url():
+def _docker_pool_url():
     """One real sandbox server (Docker, 2 warm containers) for the whole session; the image is built if
     missing (idempotent; scripts/setup.sh normally did it). Stopped and its containers reaped at the end."""
     from rlvr.sandbox.image import build_image
@@ -59,6 +59,12 @@ def sandbox_url():
     build_image()
     with running_server(size=2) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(_docker_pool_url):
+    """The session's sandbox service (Docker); tests/sandbox runs its suites on the bwrap backend too."""
+    return _docker_pool_url
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Run SANDBOX_REPLICAS `rlvr sandbox serve` processes on this host, replica i on port SANDBOX_PORT+i,
-# each over SANDBOX_POOL_SIZE warm containers of this host's Docker engine. Stays in the foreground
-# until a replica exits (then stops the others and exits non-zero), so srun/systemd/nohup can own it.
-# Needs what scripts/setup.sh installs (.venv, Docker engine reachable by this user, mmdebstrap).
+# each over SANDBOX_POOL_SIZE warm sandboxes: containers of this host's Docker engine, or, where no
+# engine answers (most SLURM sites forbid Docker), rootless bubblewrap sandboxes on the same root
+# filesystem (SANDBOX_BACKEND=docker|bwrap forces one). Stays in the foreground until a replica exits
+# (then stops the others and exits non-zero), so srun/systemd/nohup can own it.
+# Needs what scripts/setup.sh installs (.venv; Docker engine or bubblewrap; mmdebstrap).
 #
 #   SANDBOX_REPLICAS=4 SANDBOX_POOL_SIZE=8 cluster/sandbox/replicas.sh
+#   SANDBOX_BACKEND=bwrap cluster/sandbox/replicas.sh
 #   python cluster/sandbox_urls.py --hosts "$(hostname)" --replicas 4 --wait 300   # the URLs, once healthy
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,17 +19,27 @@ cores=$(nproc)
 pool=${SANDBOX_POOL_SIZE:-$(( cores / replicas > 0 ? cores / replicas : 1 ))}  # about one test per core
 rlvr=${RLVR_BIN:-.venv/bin/rlvr}
 
-# Build the runtime image once, before the replicas start: each would otherwise try to build it.
-"$rlvr" sandbox build-image >/dev/null
+backend=${SANDBOX_BACKEND:-}
+if [[ -z "$backend" ]]; then
+  if docker info >/dev/null 2>&1; then backend=docker; else backend=bwrap; fi
+fi
+# Build the runtime image (or unpack its root filesystem) once, before the replicas start: each would
+# otherwise try to.
+if [[ "$backend" == docker ]]; then
+  "$rlvr" sandbox build-image >/dev/null
+else
+  "$rlvr" sandbox build-rootfs >/dev/null
+fi
 
 pids=()
 stop() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait || true; }
 trap stop EXIT
 trap 'exit 143' INT TERM
 for ((i = 0; i < replicas; i++)); do
-  "$rlvr" sandbox serve --host "$host" --port $((port + i)) --pool-size "$pool" --log-level warning &
+  "$rlvr" sandbox serve --backend "$backend" --host "$host" --port $((port + i)) --pool-size "$pool" \
+    --log-level warning &
   pids+=("$!")
-  echo "[sandbox] replica $i: http://$(hostname):$((port + i)) (pool $pool, pid $!)" >&2
+  echo "[sandbox] replica $i: http://$(hostname):$((port + i)) ($backend pool $pool, pid $!)" >&2
 done
 set +e
 wait -n "${pids[@]}"

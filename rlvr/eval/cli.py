@@ -21,7 +21,19 @@ def run(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. model.path=runs/sft n=10 ks=[1,5]")] = None,
     check: Annotated[bool, typer.Option("--check", help="Check config, model folder, dataset and sandbox URLs; print the resolved config; start nothing.")] = False,
 ) -> None:
-    """Sample n completions per problem, score them in the sandbox, write problems.jsonl, summary.json, passk.png."""
+    """Sample n completions per problem, score them in the sandbox, write problems.jsonl, summary.json, passk.png.
+
+    model.kind says where the completions come from:
+
+    diffusion: a DiffusionLM checkpoint (model.path), sampled with the sampler section.
+
+    hf: an autoregressive Hugging Face model (model.path), sampled with the hf section.
+
+    reference: each row's reference solution (checks the dataset and the harness).
+
+    completions: given responses, a JSONL file (model.path) of {"task_id": ..., "completion": ...} rows,
+    judged by the same verifiers as generated ones.
+    """
     import yaml
 
     from rlvr.cli import fail

@@ -6,7 +6,11 @@ Generators (registry by ``model.kind``):
   settings as GRPO rollouts; it reuses :class:`rlvr.rollout.worker.RolloutWorker`);
 * ``hf``: a plain autoregressive Hugging Face model, ``model.generate`` with the ``hf`` section;
 * ``reference``: each row's ``extra_info.reference_solution`` in a fenced block (checks the harness
-  and the dataset: HumanEval's canonical solutions must score pass@1 = 1).
+  and the dataset: HumanEval's canonical solutions must score pass@1 = 1);
+* ``completions``: given responses, read from ``model.path``, a JSONL file of ``{"task_id": ...,
+  "completion": ...}`` rows (the problem's id as ``rlvr`` names it, e.g. ``HumanEval/0``, and the
+  response as a model wrote it: what the verifier scores); the first ``n`` rows of each task are its
+  samples. The outputs of any model or framework are judged by the same verifiers.
 
 Outputs in ``out_dir``: ``problems.jsonl`` (one line per problem: id, n, c, pass@k, each sample's
 reward, reason and completion), ``summary.json``, ``passk.png``; the summary is also printed as a table.
@@ -29,8 +33,8 @@ __all__ = ["EvalConfig", "GENERATORS", "Completion", "check", "run_eval", "score
 
 
 class ModelCfg(Config):
-    kind: Literal["diffusion", "hf", "reference"] = "diffusion"
-    path: str | None = None  # HF folder (diffusion, hf); unused for reference
+    kind: Literal["diffusion", "hf", "reference", "completions"] = "diffusion"
+    path: str | None = None  # HF folder (diffusion, hf); a JSONL file (completions); unused for reference
     dtype: Literal["float32", "bfloat16"] = "float32"
     device: str | None = None  # default: cuda when available
 
@@ -94,6 +98,58 @@ def generator(kind: str):
         return factory
 
     return deco
+
+
+def read_completions(path: str | Path, dataset: str) -> dict[str, list[str]]:
+    """The completions file of ``model.kind=completions``: task id -> its completions in file order.
+    A ValueError names the row and field of the first bad row, or the task ids the dataset lacks."""
+    from rlvr.data.schema import problem_id
+
+    path = Path(path)
+    by_task: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}: row {i}: not JSON ({exc})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: row {i}: expected an object with task_id and completion")
+            for key, typ in (("task_id", (str, int)), ("completion", str)):
+                if not isinstance(row.get(key), typ):
+                    raise ValueError(f"{path}: row {i}: field {key!r} is missing or not a "
+                                     f"{'string' if key == 'completion' else 'string or integer'}")
+            by_task.setdefault(str(row["task_id"]), []).append(row["completion"])
+    known = {problem_id(r) for r in load_eval_rows(dataset)}
+    unknown = sorted(set(by_task) - known)
+    if unknown:
+        raise ValueError(f"{path}: {len(unknown)} task_id(s) not in dataset {dataset!r}, e.g. {unknown[:3]} "
+                         f"(its ids look like {sorted(known)[:2]})")
+    return by_task
+
+
+def _short_tasks(by_task: dict[str, list[str]], rows: list[dict[str, Any]], n: int) -> list[str]:
+    from rlvr.data.schema import problem_id
+
+    return [f"task_id {problem_id(r)!r} has {len(by_task.get(problem_id(r), []))} completion(s), n={n} asked"
+            for r in rows if len(by_task.get(problem_id(r), [])) < n]
+
+
+@generator("completions")
+def _completions(cfg: EvalConfig) -> Generator:
+    from rlvr.data.schema import problem_id
+
+    by_task = read_completions(cfg.model.path or "", cfg.dataset)
+
+    def gen(rows: list[dict[str, Any]], n: int) -> list[list[_Completion]]:
+        short = _short_tasks(by_task, rows, n)
+        if short:
+            raise ValueError(f"{cfg.model.path}: {short[0]}")
+        return [[_Completion(t) for t in by_task[problem_id(row)][:n]] for row in rows]
+
+    return gen
 
 
 @generator("reference")
@@ -286,7 +342,18 @@ def check(cfg: EvalConfig) -> list[Any]:
     from rlvr.preflight import Problem, model_folder, prompt_rows, sandbox_urls
 
     problems: list[Problem] = []
-    if cfg.model.kind != "reference":
+    if cfg.model.kind == "completions":
+        if not cfg.model.path or not Path(cfg.model.path).is_file():
+            problems.append(Problem("model.path", cfg.model.path, "is not a file of completions (JSONL rows "
+                                    '{"task_id": ..., "completion": ...}) for model.kind=completions'))
+        else:
+            try:
+                by_task = read_completions(cfg.model.path, cfg.dataset)
+                short = _short_tasks(by_task, load_eval_rows(cfg.dataset, cfg.limit), cfg.n)
+                problems += [Problem("model.path", cfg.model.path, m) for m in short[:5]]
+            except (ValueError, FileNotFoundError) as exc:
+                problems.append(Problem("model.path", cfg.model.path, str(exc)))
+    elif cfg.model.kind != "reference":
         problems += model_folder("model.path", cfg.model.path, need_tokenizer=cfg.model.kind == "diffusion")
     if cfg.dataset != "humaneval":
         problems += prompt_rows("dataset", cfg.dataset)

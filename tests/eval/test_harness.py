@@ -117,3 +117,29 @@ def test_eval_run_checks_before_any_work(tmp_path):
     res = CliRunner().invoke(app, ["eval", "run", "--check", "model.kind=reference", "n=2", "ks=[1,2]"])
     assert res.exit_code == 0, res.output
     assert yaml.safe_load(res.stdout)["ks"] == [1, 2]
+
+
+def test_completions_kind_names_what_is_wrong(tmp_path):
+    from rlvr.cli import app
+    from rlvr.eval.harness import GENERATORS
+
+    data = tmp_path / "rows.jsonl"
+    write_rows(data, ROWS)
+    bad = tmp_path / "c.jsonl"
+    cases = [
+        ('{"task_id": "unit:0", "completion": "x"}\nnot json\n', "row 2: not JSON"),
+        ('{"task_id": "unit:0"}\n', "row 1: field 'completion' is missing"),
+        ('{"task_id": "nope", "completion": "x"}\n', "1 task_id(s) not in dataset"),
+        ('{"task_id": "unit:0", "completion": "x"}\n', "task_id 'unit:1' has 0 completion(s), n=1 asked"),
+    ]
+    for text, message in cases:
+        bad.write_text(text)
+        res = CliRunner().invoke(app, ["eval", "run", f"dataset={data}", "model.kind=completions", f"model.path={bad}",
+                                       f"out_dir={tmp_path}/ev", "sandbox_urls=[http://127.0.0.1:9]"])
+        assert res.exit_code == 2 and message in res.output, (message, res.output)
+    res = CliRunner().invoke(app, ["eval", "run", f"dataset={data}", "model.kind=completions",
+                                   f"model.path={tmp_path}/missing.jsonl", "sandbox_urls=[http://127.0.0.1:9]"])
+    assert res.exit_code == 2 and "model.path" in res.output and "is not a file of completions" in res.output
+    helptext = CliRunner().invoke(app, ["eval", "run", "--help"], env={"COLUMNS": "200"}).output
+    assert all(f"{kind}:" in helptext for kind in GENERATORS) and set(GENERATORS) == {
+        "diffusion", "hf", "reference", "completions"}

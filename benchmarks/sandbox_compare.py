@@ -1,0 +1,145 @@
+"""Sandbox throughput of two versions side by side: the service of a git revision (default: before the
+issue-15 hardening) against the working tree's, on the workloads of benchmarks/sandbox_bench.py (the 164
+HumanEval programs with their asserts; 60 stdio programs x 10 tests), interleaved over several rounds so
+that a shared, noisy machine loads both alike. Reports programs/s and tests/s per version and round, and
+the ratio new / old.
+
+    .venv/bin/python benchmarks/sandbox_compare.py [--old fac2773] [--rounds 3] [--backend docker]
+
+Writes benchmarks/results/sandbox_compare.json. The old revision is checked out into a temporary git
+worktree and its ``rlvr.sandbox`` package is imported from there (everything else is the working tree's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+app = typer.Typer(add_completion=False)
+
+# Starts `rlvr sandbox serve` with rlvr.sandbox imported from the directory in argv[1].
+BOOT = """import importlib.util, sys
+src = sys.argv.pop(1)
+import rlvr
+spec = importlib.util.spec_from_file_location("rlvr.sandbox", src + "/__init__.py", submodule_search_locations=[src])
+mod = importlib.util.module_from_spec(spec)
+sys.modules["rlvr.sandbox"] = mod
+spec.loader.exec_module(mod)
+from rlvr.sandbox.cli import app
+app()
+"""
+
+
+@contextmanager
+def server(sandbox_dir: Path, size: int, extra: list[str]):
+    import httpx
+
+    from rlvr.sandbox.testing import free_port
+
+    port = free_port()
+    cmd = [sys.executable, "-c", BOOT, str(sandbox_dir), "serve", "--port", str(port), "--pool-size", str(size),
+           "--log-level", "warning", *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(1800):
+            if proc.poll() is not None:
+                raise SystemExit(f"server from {sandbox_dir} exited with {proc.returncode}")
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def measure(url: str, reqs: list[dict]) -> tuple[float, int]:
+    from rlvr.sandbox.client import SandboxClient
+
+    with SandboxClient(url, timeout_s=1800) as client:
+        client.execute_batch(reqs[:4])  # warm-up
+        t0 = time.perf_counter()
+        results = client.execute_batch(reqs)
+        dt = time.perf_counter() - t0
+    return dt, sum(r["status"] == "accepted" for r in results)
+
+
+@app.command()
+def main(
+    old: Annotated[str, typer.Option(help="Git revision to compare against.")] = "fac2773",
+    rounds: int = 3,
+    size: Annotated[int, typer.Option(help="Containers per service.")] = 2,
+    stdio_programs: int = 60,
+    backend: Annotated[str, typer.Option(help="The new service's --backend (where it has one).")] = "",
+    out: Path = ROOT / "benchmarks/results/sandbox_compare.json",
+) -> None:
+    from benchmarks.sandbox_bench import humaneval_workload, stdio_workload
+
+    workloads = {"humaneval": humaneval_workload(), "stdio": stdio_workload(stdio_programs)}
+    tests = {k: sum(max(len(r.get("tests", [])), 1) for r in v) for k, v in workloads.items()}
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        wt = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(wt), old], check=True)
+        try:
+            versions = {"old": wt / "sandbox", "new": ROOT / "sandbox"}
+            extra = {"old": [], "new": ["--backend", backend] if backend else []}
+            with server(versions["old"], size, extra["old"]) as old_url, \
+                    server(versions["new"], size, extra["new"]) as new_url:
+                urls = {"old": old_url, "new": new_url}
+                for rnd in range(rounds):
+                    order = ["old", "new"] if rnd % 2 == 0 else ["new", "old"]
+                    for name, reqs in workloads.items():
+                        for v in order:
+                            dt, ok = measure(urls[v], reqs)
+                            row = {"round": rnd, "workload": name, "version": v, "seconds": round(dt, 3),
+                                   "programs": len(reqs), "accepted": ok, "tests": tests[name],
+                                   "programs_per_s": round(len(reqs) / dt, 1), "tests_per_s": round(tests[name] / dt, 1)}
+                            rows.append(row)
+                            print(json.dumps(row), flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], check=False)
+    summary = {}
+    for name in workloads:
+        med = {v: statistics.median(r["tests_per_s"] for r in rows if r["workload"] == name and r["version"] == v)
+               for v in ("old", "new")}
+        ratios = [n["tests_per_s"] / o["tests_per_s"] for o, n in zip(
+            [r for r in rows if r["workload"] == name and r["version"] == "old"],
+            [r for r in rows if r["workload"] == name and r["version"] == "new"], strict=True)]
+        summary[name] = {"old_tests_per_s": med["old"], "new_tests_per_s": med["new"],
+                         "ratio_new_over_old_per_round": [round(x, 3) for x in ratios],
+                         "ratio_median": round(statistics.median(ratios), 3)}
+    result = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.machine()}",
+              "command": "python benchmarks/sandbox_compare.py " + " ".join(sys.argv[1:]),
+              "old": old, "new": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                                capture_output=True, text=True).stdout.strip() + " (working tree)",
+              "backend": backend or "docker", "containers": size, "rows": rows, "summary": summary}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for name, s in summary.items():
+        print(f"{name}: old {s['old_tests_per_s']} tests/s, new {s['new_tests_per_s']} tests/s, "
+              f"new/old {s['ratio_median']} (per round {s['ratio_new_over_old_per_round']})")
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    app()
