@@ -147,7 +147,6 @@ def main(
     from contextlib import nullcontext
 
     from rich.progress import track
-
     from rlvr.sandbox.client import SandboxClient
     from rlvr.sandbox.testing import running_server
 

@@ -47,7 +47,6 @@ app()
 @contextmanager
 def server(sandbox_dir: Path, size: int, extra: list[str]):
     import httpx
-
     from rlvr.sandbox.testing import free_port
 
     port = free_port()
