@@ -28,6 +28,17 @@ from rlvr.sandbox.pool import (
     Worker,
 )
 
+_BPF: bytes | None = None
+
+
+def _bpf() -> bytes:
+    global _BPF
+    if _BPF is None:
+        from rlvr.sandbox.seccomp import bpf_program
+
+        _BPF = bpf_program()
+    return _BPF
+
 
 class PipeStream(DockerStream):
     """Frames over a plain socket (no Docker multiplexing: every byte is the runner's stdout)."""
@@ -37,7 +48,7 @@ class PipeStream(DockerStream):
         self.raw.clear()
 
 
-def bwrap_command(rootfs: Path, tmpfs_mb: int, hashseed: int) -> list[str]:
+def bwrap_command(rootfs: Path, tmpfs_mb: int, hashseed: int, seccomp_fd: int | None = None) -> list[str]:
     exe = shutil.which("bwrap")
     if exe is None:
         raise ContainerLost("`bwrap` is not installed: apt-get install -y bubblewrap")
@@ -48,6 +59,7 @@ def bwrap_command(rootfs: Path, tmpfs_mb: int, hashseed: int) -> list[str]:
         "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--chdir", "/tmp",
         "--clearenv", "--setenv", "PATH", CANDIDATE_ENV["PATH"], "--setenv", "LANG", "C.UTF-8",
         "--setenv", "PYTHONHASHSEED", str(hashseed),
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "/usr/bin/python3", "-s", "-P", "-S", "-B", "-c", RUNNER_SOURCE, CANDIDATE_SOURCE,
     ]
 
@@ -60,12 +72,21 @@ class BwrapWorker(Worker):
 
         cfg = self.pool.config
         host, child = socket.socketpair()
+        filt = -1
         try:
+            if cfg.seccomp == "rlvr":  # the same allow-list as the Docker backend's, as a BPF program
+                filt = os.memfd_create("rlvr-seccomp")
+                os.write(filt, _bpf())
+                os.lseek(filt, 0, os.SEEK_SET)
             self.proc = subprocess.Popen(
-                bwrap_command(Path(self.pool.image), cfg.tmpfs_mb, secrets.randbelow(1 << 32)),
-                stdin=child, stdout=child, stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+                bwrap_command(Path(self.pool.image), cfg.tmpfs_mb, secrets.randbelow(1 << 32),
+                              filt if filt >= 0 else None),
+                stdin=child, stdout=child, stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
+                pass_fds=(filt,) if filt >= 0 else ())
         finally:
             child.close()
+            if filt >= 0:
+                os.close(filt)
         self.container_id = f"bwrap:{self.proc.pid}"
         self.stream = PipeStream(host)
         self.memory_mb = None

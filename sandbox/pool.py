@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rlvr.sandbox.candidate import json_to_tagged
 from rlvr.sandbox.languages import get_language
 from rlvr.sandbox.schema import ExecuteRequest
+from rlvr.sandbox.seccomp import docker_profile
 from rlvr.sandbox.verdict import Status, classify, decode_output, overall_status
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class PoolConfig(BaseModel):
     # docker: hardened containers (the default); bwrap: rootless bubblewrap sandboxes for hosts without
     # Docker (SLURM), same runner and root filesystem; the differences are listed in sandbox/README.md
     backend: Literal["docker", "bwrap"] = "docker"
+    # rlvr: our allow-list (rlvr.sandbox.seccomp: what the runner and ordinary programs need; no io_uring,
+    # userfaultfd, bpf, ptrace, namespaces...); default: Docker's default profile (bwrap: none)
+    seccomp: Literal["rlvr", "default"] = "rlvr"
     size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     image: str | None = None  # default: the content-hash tag from rlvr.sandbox.image
     pool_id: str | None = None  # default: random; labels this pool's containers
@@ -240,7 +244,8 @@ class Worker:
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges"] + (
+                [f"seccomp={json.dumps(docker_profile())}"] if cfg.seccomp == "rlvr" else []),
             pids_limit=cfg.pids_limit,
             mem_limit=f"{mem}m",
             memswap_limit=f"{mem}m",

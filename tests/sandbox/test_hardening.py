@@ -444,3 +444,53 @@ def test_the_service_waits_out_a_stalled_docker_api_at_start(tmp_path):
         server.wait(30)
         proxy.close()
         reap_containers(docker_client(), pool_id)
+
+
+# ------------------------------------------------------------------------------ the seccomp allow-list
+
+SYSCALL_PROBE = r'''import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    return "ok" if r >= 0 else os.strerror(ctypes.get_errno())
+buf = ctypes.create_string_buffer(256)
+print("io_uring_setup", call(425, 8, ctypes.addressof(buf)))
+print("userfaultfd", call(323, 0))
+print("bpf", call(321, 0, 0, 0))
+print("perf_event_open", call(298, 0, 0, -1, -1, 0))
+print("keyctl", call(250, 0, 0))
+print("ptrace", call(101, 0, 0, 0, 0))
+print("process_vm_readv", call(310, 1, 0, 0, 0, 0, 0))
+print("unshare user", call(272, 0x10000000))
+print("clone newuser", call(56, 0x10000000 | 17, 0, 0, 0, 0))
+print("clone3", call(435, 0, 0))
+print("getpid", call(39))
+'''
+DENIED = "Operation not permitted"
+SYSCALL_EXPECTED = "".join(f"{name} {DENIED}\n" for name in (
+    "io_uring_setup", "userfaultfd", "bpf", "perf_event_open", "keyctl", "ptrace", "process_vm_readv", "unshare user",
+    "clone newuser")) + "clone3 Function not implemented\ngetpid ok\n"
+
+
+def test_rarely_needed_often_exploited_calls_are_refused(sandbox_client, intact):
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the probe uses x86_64 system call numbers")
+    r = sandbox_client.execute(py(SYSCALL_PROBE, [stdio(SYSCALL_EXPECTED)]))
+    assert r["status"] == "accepted", r["tests"][0]["stdout"]
+
+
+def test_seccomp_profile_is_the_allow_list():
+    from rlvr.sandbox.seccomp import ALLOWED, CLONE_NEW_MASK, DENIED_EXAMPLES, TRACED, bpf_program, docker_profile
+
+    assert not ALLOWED & set(DENIED_EXAMPLES) and TRACED <= ALLOWED
+    prof = docker_profile()
+    assert prof["defaultAction"] == "SCMP_ACT_ERRNO" and prof["defaultErrnoRet"] == 1
+    allow, clone, clone3 = prof["syscalls"]
+    assert set(allow["names"]) == ALLOWED - {"clone"} and "io_uring_setup" not in allow["names"]
+    assert clone["args"] == [{"index": 0, "value": CLONE_NEW_MASK, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]
+    assert clone3 == {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+    prog = bpf_program()
+    assert len(prog) % 8 == 0 and len(prog) > 8 * len(TRACED)  # struct sock_filter: 8 bytes per instruction
