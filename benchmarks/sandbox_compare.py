@@ -1,10 +1,10 @@
-"""Sandbox throughput of two versions side by side: the service of a git revision (default: before the
-issue-15 hardening) against the working tree's, on the workloads of benchmarks/sandbox_bench.py (the 164
-HumanEval programs with their asserts; 60 stdio programs x 10 tests), interleaved over several rounds so
-that a shared, noisy machine loads both alike. Reports programs/s and tests/s per version and round, and
-the ratio new / old.
+"""Sandbox throughput of versions side by side: the service of a git revision (default: before the
+issue-15 hardening, Docker) against the working tree's on each of its backends (Docker, bwrap), on the
+workloads of benchmarks/sandbox_bench.py (the 164 HumanEval programs with their asserts; 60 stdio
+programs x 10 tests), interleaved over several rounds (the order rotating) so that a shared, noisy
+machine loads all alike. Reports tests/s per version and round, and each ratio to the old version.
 
-    .venv/bin/python benchmarks/sandbox_compare.py [--old fac2773] [--rounds 3] [--backend docker]
+    .venv/bin/python benchmarks/sandbox_compare.py [--old fac2773] [--rounds 5] [--backends docker --backends bwrap]
 
 Writes benchmarks/results/sandbox_compare.json. The old revision is checked out into a temporary git
 worktree and its ``rlvr.sandbox`` package is imported from there (everything else is the working tree's).
@@ -87,11 +87,12 @@ def main(
     rounds: int = 3,
     size: Annotated[int, typer.Option(help="Containers per service.")] = 2,
     stdio_programs: int = 60,
-    backend: Annotated[str, typer.Option(help="The new service's --backend (where it has one).")] = "",
+    backends: Annotated[list[str] | None, typer.Option("--backends", help="Backends of the working tree's service.")] = None,
     out: Path = ROOT / "benchmarks/results/sandbox_compare.json",
 ) -> None:
     from benchmarks.sandbox_bench import humaneval_workload, stdio_workload
 
+    backends = backends or ["docker", "bwrap"]
     workloads = {"humaneval": humaneval_workload(), "stdio": stdio_workload(stdio_programs)}
     tests = {k: sum(max(len(r.get("tests", [])), 1) for r in v) for k, v in workloads.items()}
     rows: list[dict] = []
@@ -99,13 +100,15 @@ def main(
         wt = Path(tmp) / "old"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(wt), old], check=True)
         try:
-            versions = {"old": wt / "sandbox", "new": ROOT / "sandbox"}
-            extra = {"old": [], "new": ["--backend", backend] if backend else []}
-            with server(versions["old"], size, extra["old"]) as old_url, \
-                    server(versions["new"], size, extra["new"]) as new_url:
-                urls = {"old": old_url, "new": new_url}
+            from contextlib import ExitStack
+
+            names = ["old"] + [f"new {b}" for b in backends]
+            with ExitStack() as stack:
+                urls = {"old": stack.enter_context(server(wt / "sandbox", size, []))}
+                for b in backends:
+                    urls[f"new {b}"] = stack.enter_context(server(ROOT / "sandbox", size, ["--backend", b]))
                 for rnd in range(rounds):
-                    order = ["old", "new"] if rnd % 2 == 0 else ["new", "old"]
+                    order = names[rnd % len(names):] + names[: rnd % len(names)]
                     for name, reqs in workloads.items():
                         for v in order:
                             dt, ok = measure(urls[v], reqs)
@@ -118,25 +121,28 @@ def main(
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], check=False)
     summary = {}
     for name in workloads:
-        med = {v: statistics.median(r["tests_per_s"] for r in rows if r["workload"] == name and r["version"] == v)
-               for v in ("old", "new")}
-        ratios = [n["tests_per_s"] / o["tests_per_s"] for o, n in zip(
-            [r for r in rows if r["workload"] == name and r["version"] == "old"],
-            [r for r in rows if r["workload"] == name and r["version"] == "new"], strict=True)]
-        summary[name] = {"old_tests_per_s": med["old"], "new_tests_per_s": med["new"],
-                         "ratio_new_over_old_per_round": [round(x, 3) for x in ratios],
-                         "ratio_median": round(statistics.median(ratios), 3)}
+        def per_round(v: str, name: str = name) -> list[float]:
+            return [r["tests_per_s"] for r in rows if r["workload"] == name and r["version"] == v]
+
+        old_rates = per_round("old")
+        summary[name] = {"old_tests_per_s": statistics.median(old_rates)}
+        for v in names[1:]:
+            ratios = [n / o for o, n in zip(old_rates, per_round(v), strict=True)]
+            summary[name][v] = {"tests_per_s": statistics.median(per_round(v)),
+                                "ratio_to_old_per_round": [round(x, 3) for x in ratios],
+                                "ratio_to_old_median": round(statistics.median(ratios), 3)}
     result = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.machine()}",
               "command": "python benchmarks/sandbox_compare.py " + " ".join(sys.argv[1:]),
               "old": old, "new": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                                 capture_output=True, text=True).stdout.strip() + " (working tree)",
-              "backend": backend or "docker", "containers": size, "rows": rows, "summary": summary}
+              "backends": backends, "containers": size, "rows": rows, "summary": summary}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for name, s in summary.items():
-        print(f"{name}: old {s['old_tests_per_s']} tests/s, new {s['new_tests_per_s']} tests/s, "
-              f"new/old {s['ratio_median']} (per round {s['ratio_new_over_old_per_round']})")
+        for v in names[1:]:
+            print(f"{name}: old {s['old_tests_per_s']} tests/s, {v} {s[v]['tests_per_s']} tests/s, ratio "
+                  f"{s[v]['ratio_to_old_median']} (per round {s[v]['ratio_to_old_per_round']})")
     print(f"-> {out}")
 
 
