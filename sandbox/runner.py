@@ -249,22 +249,11 @@ class WallClock:
         return now - self.t0 - self.stalled
 
 
-def vm_data(pid):
-    """A process's private writable memory (VmData), in bytes (0 if unknown)."""
+def status_bytes(pid, key):
+    """A ``kB`` field of /proc/PID/status (``b"VmRSS"``, ``b"VmData"``) in bytes (0 if unknown)."""
     try:
         for line in read_file(f"/proc/{pid}/status", 8192).split(b"\n"):
-            if line.startswith(b"VmData:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def rss_bytes(pid):
-    """Resident memory of a live process (0 if unknown)."""
-    try:
-        for line in read_file(f"/proc/{pid}/status", 8192).split(b"\n"):
-            if line.startswith(b"VmRSS:"):
+            if line.startswith(key + b":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
@@ -1114,7 +1103,7 @@ class Job:
         if f.get("rlimit_memory") and self.memory_limit:
             # no memory cgroup (bwrap): each program's private writable memory (heap, anonymous maps,
             # thread stacks) is capped, on top of what it inherits from the zygote it is forked from
-            data = self.memory_limit + vm_data(ZYGOTE.pid)
+            data = self.memory_limit + status_bytes(ZYGOTE.pid, b"VmData")
             self.limits.append((resource.RLIMIT_DATA, data))
         self.ok = False
         reply = {"op": "begin", "compile": None, "ok": True}
@@ -1193,7 +1182,7 @@ class Job:
         SPARE.clear()
         if self.zygote is not None:
             SPARE.add(self.zygote.pid)
-        base = rss_bytes(self.zygote.pid if self.zygote is not None else ZYGOTE.pid) if self.frame.get("run_python") else 0
+        base = status_bytes(self.zygote.pid if self.zygote is not None else ZYGOTE.pid, b"VmRSS") if self.frame.get("run_python") else 0
         res = run_process(spec, stdin, self.tl, self.wall, self.out_limit, spawn=self.spawn,
                           memory_limit=self.memory_limit, base_rss=base)
         # nothing a test started may linger into the next test

@@ -96,3 +96,30 @@ def sandbox_or_local(urls: list[str] | None = None, announce=None) -> Iterator[l
             yield [url]
         finally:
             os.environ.pop("RLVR_SANDBOX_URLS", None)
+
+
+# Appended to a correct solution: the entry point now returns a perturbed value of the same kind (a
+# wrong program that plain Python and the sandbox must both fail).
+_PERTURB = '''
+def _rlvr_mutate(r):
+    if isinstance(r, bool):
+        return not r
+    if isinstance(r, (int, float)):
+        return r + 1
+    if isinstance(r, str):
+        return r + "#"
+    if isinstance(r, (list, tuple)):
+        return type(r)(list(r) + [None])
+    if isinstance(r, dict):
+        return dict(r, _rlvr=1)
+    return 0 if r is None else None
+
+_rlvr_original = {name}
+def {name}(*args, **kwargs):
+    return _rlvr_mutate(_rlvr_original(*args, **kwargs))
+'''
+
+
+def perturbed(code: str, entry_point: str) -> str:
+    """``code`` whose function ``entry_point`` returns a perturbed value (a known-wrong program)."""
+    return code + _PERTURB.format(name=entry_point)

@@ -483,7 +483,14 @@ def test_rarely_needed_often_exploited_calls_are_refused(sandbox_client, intact)
 
 
 def test_seccomp_profile_is_the_allow_list():
-    from rlvr.sandbox.seccomp import ALLOWED, CLONE_NEW_MASK, DENIED_EXAMPLES, TRACED, bpf_program, docker_profile
+    from rlvr.sandbox.seccomp import (
+        ALLOWED,
+        CLONE_NEW_MASK,
+        DENIED_EXAMPLES,
+        TRACED,
+        bpf_program,
+        docker_profile,
+    )
 
     assert not ALLOWED & set(DENIED_EXAMPLES) and TRACED <= ALLOWED
     prof = docker_profile()

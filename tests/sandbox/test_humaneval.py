@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from rlvr.sandbox.testing import perturbed
 
 pytestmark = pytest.mark.docker
-
-# Appended to a correct solution: the entry point now returns a perturbed value of the same kind.
-MUTATE = '''
-def _rlvr_mutate(r):
-    if isinstance(r, bool):
-        return not r
-    if isinstance(r, (int, float)):
-        return r + 1
-    if isinstance(r, str):
-        return r + "#"
-    if isinstance(r, (list, tuple)):
-        return type(r)(list(r) + [None])
-    if isinstance(r, dict):
-        return dict(r, _rlvr=1)
-    return 0 if r is None else None
-
-_rlvr_original = {name}
-def {name}(*args, **kwargs):
-    return _rlvr_mutate(_rlvr_original(*args, **kwargs))
-'''
 
 
 def humaneval_requests(mutated: bool) -> list[dict]:
@@ -34,7 +15,7 @@ def humaneval_requests(mutated: bool) -> list[dict]:
     for p in read_problems().values():
         code = p["prompt"] + p["canonical_solution"]
         if mutated:
-            code += MUTATE.format(name=p["entry_point"])
+            code = perturbed(code, p["entry_point"])
         out.append({"language": "python", "code": code, "time_limit_s": 10,
                     "tests": [{"type": "assert", "code": p["test"] + f"\ncheck({p['entry_point']})\n"}]})
     return out
