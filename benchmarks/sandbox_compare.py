@@ -6,7 +6,7 @@ machine loads all alike. Reports tests/s per version and round, and each ratio t
 
     .venv/bin/python benchmarks/sandbox_compare.py [--old fac2773] [--rounds 5] [--backends docker --backends bwrap]
 
-Writes benchmarks/results/sandbox_compare.json. The old revision is checked out into a temporary git
+Writes benchmarks/results/sandbox_compare.json and its table between the markers in BENCHMARKS.md. The old revision is checked out into a temporary git
 worktree and its ``rlvr.sandbox`` package is imported from there (everything else is the working tree's).
 """
 
@@ -30,6 +30,7 @@ import typer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 app = typer.Typer(add_completion=False)
+BEGIN, END = "<!-- sandbox_compare:begin (benchmarks/sandbox_compare.py writes this) -->", "<!-- sandbox_compare:end -->"
 
 # Starts `rlvr sandbox serve` with rlvr.sandbox imported from the directory in argv[1].
 BOOT = """import importlib.util, sys
@@ -89,6 +90,7 @@ def main(
     stdio_programs: int = 60,
     backends: Annotated[list[str] | None, typer.Option("--backends", help="Backends of the working tree's service.")] = None,
     out: Path = ROOT / "benchmarks/results/sandbox_compare.json",
+    benchmarks_md: Path = ROOT / "BENCHMARKS.md",
 ) -> None:
     from benchmarks.sandbox_bench import humaneval_workload, stdio_workload
 
@@ -139,6 +141,18 @@ def main(
               "backends": backends, "containers": size, "rows": rows, "summary": summary}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"{result['date']}, {result['machine']}, {size} containers per service, {rounds} rounds "
+             f"(order rotating); old = {old}, new = {result['new']}", "",
+             "| workload | version | tests/s (median) | ratio to old (median) | ratio per round |", "|---|---|---|---|---|"]
+    for name, s in summary.items():
+        lines.append(f"| {name} | old (docker) | {s['old_tests_per_s']:.1f} | 1 | |")
+        for v in names[1:]:
+            lines.append(f"| {name} | {v} | {s[v]['tests_per_s']:.1f} | {s[v]['ratio_to_old_median']:.3f} | "
+                         f"{', '.join(f'{x:.2f}' for x in s[v]['ratio_to_old_per_round'])} |")
+    if benchmarks_md.is_file() and BEGIN in benchmarks_md.read_text():
+        text = benchmarks_md.read_text()
+        head, rest = text.split(BEGIN, 1)
+        benchmarks_md.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + rest.split(END, 1)[1])
     for name, s in summary.items():
         for v in names[1:]:
             print(f"{name}: old {s['old_tests_per_s']} tests/s, {v} {s[v]['tests_per_s']} tests/s, ratio "
