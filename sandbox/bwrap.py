@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from rlvr.sandbox.pool import (
+from rlvr.sandbox.worker import (
     CANDIDATE_ENV,
     CANDIDATE_SOURCE,
     RUNNER_SOURCE,
@@ -65,7 +65,7 @@ def bwrap_command(rootfs: Path, tmpfs_mb: int, hashseed: int, seccomp_fd: int | 
 
 
 class BwrapWorker(Worker):
-    """A :class:`~rlvr.sandbox.pool.Worker` whose "container" is a bwrap sandbox process."""
+    """A :class:`~rlvr.sandbox.worker.Worker` whose "container" is a bwrap sandbox process."""
 
     def start(self) -> None:
         import secrets
