@@ -13,7 +13,8 @@ so the script resumes). Arms:
 * ``shuffled_advantages``: advantages permuted across the batch (``algo.control=shuffle_advantages``): no gain;
 * ``sign_flip``: reward sign flipped (``algo.control=flip_reward``): held-out must fall;
 * ``lr0``: learning rate 0: exactly 0 (common random numbers);
-* ``forgetting_guard``: the main configuration with a KL penalty to the SFT model (``algo.kl_coef``).
+* ``forgetting_guard``: the main configuration with a KL penalty to the SFT model (``algo.kl_coef``);
+* ``synchronous``: the main configuration without the off-policy overlap (generation waits for training).
 
 The before-RL evaluation depends only on the SFT model, the held-out sets and the seed (the sampling seeds are
 common random numbers), so the arms of one seed share it: a run whose seed already has an ``eval_before.json``
@@ -46,6 +47,8 @@ ARMS = {
     "lr0": ["learner.optim.lr=0"],
     # verl's low_var_kl at a coefficient that is felt at lr 1e-4 on the tiny model (verl's 7B default is 1e-3)
     "forgetting_guard": ["algo.kl_coef=0.05"],
+    # issue 13 part 1: the main job overlaps generation with training; this arm does not (equal steps)
+    "synchronous": ["trainer.off_policy_overlap=false"],
 }
 # the run's eval-set names -> the split names of the JSON file
 SPLITS = {"rl_heldout": "rl_heldout", "transfer": "forgetting"}
