@@ -318,12 +318,16 @@ def test_a_container_paused_by_the_host_is_not_the_programs_timeout(small_limits
     import threading
 
     (cid,) = _containers(small_limits.pool_id)
-    body = py("import time\ntime.sleep(0.5)\nprint('ok')", [stdio("ok")], time_limit_s=0.5)  # wall backstop 2.5 s
+    body = py("import time\ntime.sleep(1)\nprint('ok')", [stdio("ok")], time_limit_s=0.5)  # wall backstop 2.5 s
     out = {}
     t = threading.Thread(target=lambda: out.update(r=httpx.post(small_limits + "/v1/execute", json=body,
                                                                   timeout=120).json()))
     t.start()
-    time.sleep(0.2)
+    for _ in range(200):  # pause once the program runs (runner + zygote + program, + program zygote)
+        top = subprocess.run(["docker", "top", cid], capture_output=True, text=True).stdout
+        if "main.py" in top or len(top.splitlines()) > 3:
+            break
+        time.sleep(0.02)
     subprocess.run(["docker", "pause", cid], check=True)
     time.sleep(4)
     subprocess.run(["docker", "unpause", cid], check=True)
