@@ -14,7 +14,8 @@ so the script resumes). Arms:
 * ``sign_flip``: reward sign flipped (``algo.control=flip_reward``): held-out must fall;
 * ``lr0``: learning rate 0: exactly 0 (common random numbers);
 * ``forgetting_guard``: the main configuration with a KL penalty to the SFT model (``algo.kl_coef``);
-* ``synchronous``: the main configuration without the off-policy overlap (generation waits for training).
+* ``synchronous``: the main configuration without the off-policy overlap (generation waits for training);
+* ``kl_shuffled_advantages``: the shuffled-advantage control of the ``forgetting_guard`` configuration.
 
 The before-RL evaluation depends only on the SFT model, the held-out sets and the seed (the sampling seeds are
 common random numbers), so the arms of one seed share it: a run whose seed already has an ``eval_before.json``
@@ -49,6 +50,8 @@ ARMS = {
     "forgetting_guard": ["algo.kl_coef=0.05"],
     # issue 13 part 1: the main job overlaps generation with training; this arm does not (equal steps)
     "synchronous": ["trainer.off_policy_overlap=false"],
+    # the shuffled-advantage control with the KL anchor on: is the drift without a signal the KL's to stop?
+    "kl_shuffled_advantages": ["algo.kl_coef=0.05", "algo.control=shuffle_advantages"],
 }
 # the run's eval-set names -> the split names of the JSON file
 SPLITS = {"rl_heldout": "rl_heldout", "transfer": "forgetting"}
