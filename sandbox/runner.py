@@ -1240,6 +1240,7 @@ class Job:
         if self.zygote is not None:  # stopped (and reaped) first: no waiting in cleanup's kill rounds
             self.zygote.stop()
             self.zygote = None
+        SPARE.clear()
         return cleanup()
 
 
