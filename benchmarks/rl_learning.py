@@ -7,15 +7,17 @@ paired per-task gains and 95% bootstrap confidence intervals.
 
 Needs what scripts/main.sh builds in ``--run`` (the SFT model, the filtered and split RL prompts). Each arm x
 seed is one `rlvr train` run in ``<run>/rl_learning/<arm>_s<seed>`` (skipped when its summary.json exists,
-so the script resumes). Arms:
+so the script resumes). Arms (:data:`ARMS`):
 
-* ``main``: recipes/configs/tiny/grpo.yaml as scripts/main.sh runs it;
+* ``main``: recipes/configs/tiny/grpo.yaml as scripts/main.sh runs it (KL anchor to the SFT model, 0.05);
 * ``shuffled_advantages``: advantages permuted across the batch (``algo.control=shuffle_advantages``): no gain;
 * ``sign_flip``: reward sign flipped (``algo.control=flip_reward``): held-out must fall;
 * ``lr0``: learning rate 0: exactly 0 (common random numbers);
-* ``forgetting_guard``: the main configuration with a KL penalty to the SFT model (``algo.kl_coef``);
 * ``synchronous``: the main configuration without the off-policy overlap (generation waits for training);
-* ``kl_shuffled_advantages``: the shuffled-advantage control of the ``forgetting_guard`` configuration.
+* ``paper_recipe`` (no KL: Dream-Coder's RL recipe) and its shuffled-advantage and sign-flip controls.
+
+In the JSON, ``forgetting_guard`` (the issue's name for the main configuration with the KL option on) lists
+main's entries.
 
 The before-RL evaluation depends only on the SFT model, the held-out sets and the seed (the sampling seeds are
 common random numbers), so the arms of one seed share it: a run whose seed already has an ``eval_before.json``
@@ -42,17 +44,22 @@ import typer
 
 app = typer.Typer(add_completion=False)
 ARMS = {
+    # recipes/configs/tiny/grpo.yaml as scripts/main.sh runs it (with its KL anchor to the SFT model)
     "main": [],
     "shuffled_advantages": ["algo.control=shuffle_advantages"],
     "sign_flip": ["algo.control=flip_reward"],
     "lr0": ["learner.optim.lr=0"],
-    # verl's low_var_kl at a coefficient that is felt at lr 1e-4 on the tiny model (verl's 7B default is 1e-3)
-    "forgetting_guard": ["algo.kl_coef=0.05"],
     # issue 13 part 1: the main job overlaps generation with training; this arm does not (equal steps)
     "synchronous": ["trainer.off_policy_overlap=false"],
-    # the shuffled-advantage control with the KL anchor on: is the drift without a signal the KL's to stop?
-    "kl_shuffled_advantages": ["algo.kl_coef=0.05", "algo.control=shuffle_advantages"],
+    # Dream-Coder's RL recipe without a KL term (the main configuration before the KL anchor was measured)
+    # and its controls
+    "paper_recipe": ["algo.kl_coef=0"],
+    "paper_recipe_shuffled_advantages": ["algo.kl_coef=0", "algo.control=shuffle_advantages"],
+    "paper_recipe_sign_flip": ["algo.kl_coef=0", "algo.control=flip_reward"],
 }
+# The issue's "forgetting_guard" (the main configuration with the KL or replay option on) is the main
+# configuration itself now that it has the KL anchor: its entries are main's.
+ALIASES = {"forgetting_guard": "main"}
 # the run's eval-set names -> the split names of the JSON file
 SPLITS = {"rl_heldout": "rl_heldout", "transfer": "forgetting"}
 BEGIN, END = "<!-- rl_learning:begin (benchmarks/rl_learning.py writes this) -->", "<!-- rl_learning:end -->"
@@ -134,9 +141,30 @@ def main(
                             axis=0) for which in ("before", "after"))
             pooled[split] = {"seeds": arm_seeds, **paired_bootstrap(b, a).to_dict()}
         results["arms"][arm], results["pooled"][arm] = entries, pooled
+    # ablation rows: main against each other arm after RL, paired per task (same tasks, same sampling seeds),
+    # each task averaged over the seeds both ran, bootstrapped over tasks
+    results["vs_main"] = {}
+    for arm in done:
+        common = sorted(set(done[arm]) & set(done.get("main", [])))
+        if arm == "main" or not common:
+            continue
+        results["vs_main"][arm] = {}
+        for name, split in SPLITS.items():
+            a, m = (np.mean([_task_rates(run / "rl_learning" / f"{x}_s{seed}", name, "after") for seed in common],
+                            axis=0) for x in (arm, "main"))
+            results["vs_main"][arm][split] = {"seeds": common, **paired_bootstrap(a, m).to_dict()}
+    for alias, arm in ALIASES.items():
+        if arm in results["arms"]:
+            results["arms"][alias] = results["arms"][arm]
+            results.setdefault("aliases", {})[alias] = arm
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2) + "\n")
     table = _table(results)
+    if results["vs_main"]:
+        table += "\n\nMain minus each arm, after RL (paired per task, pooled over the seeds both ran):\n\n"
+        table += "| arm | seeds | rl_heldout: main - arm [95% CI] | forgetting: main - arm [95% CI] |\n|---|---|---|---|\n"
+        table += "\n".join(f"| {arm} | {r['rl_heldout']['seeds']} | {_fmt(r['rl_heldout'])} | {_fmt(r['forgetting'])} |"
+                            for arm, r in results["vs_main"].items())
     print(table)
     _figure(results, figure)
     if benchmarks_md.is_file() and BEGIN in benchmarks_md.read_text():
@@ -160,8 +188,9 @@ def _table(results: dict) -> str:
     seeds = sorted({e["seed"] for entries in results["arms"].values() for e in entries})
     lines = ["| arm | split | " + " | ".join(f"seed {s}: before -> after, gain [95% CI]" for s in seeds)
              + " | pooled over seeds: gain [95% CI] |", "|---|---|" + "---|" * (len(seeds) + 1)]
-    for arm, entries in results["arms"].items():
-        for split, pooled in results["pooled"][arm].items():
+    for arm, pooled_by_split in results["pooled"].items():  # the arms that ran (not the aliases)
+        entries = results["arms"][arm]
+        for split, pooled in pooled_by_split.items():
             cells = []
             for seed in seeds:
                 e = next((e for e in entries if e["seed"] == seed and e["split"] == split), None)
@@ -188,7 +217,9 @@ def _figure(results: dict, path: Path) -> None:
         ax.errorbar(xs, [x["mean"] for x in g], yerr=[[x["mean"] - x["low"] for x in g], [x["high"] - x["mean"] for x in g]],
                     fmt="none", ecolor="black", capsize=3)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(arms)), arms)
+    labels = [a.replace("paper_recipe_", "paper recipe:\n").replace("_", " ") + "\n"
+              + f"({len(results['pooled'][a]['rl_heldout']['seeds'])} seed(s))" for a in arms]
+    ax.set_xticks(range(len(arms)), labels, fontsize=8)
     ax.set_ylabel("held-out pass@1 gain (after - before)")
     ax.set_title("paired per-task gain, 95% CI, pooled over each arm's seeds", fontsize=9)
     ax.legend(fontsize=8)
