@@ -87,6 +87,16 @@ def _train(run: Path, out: Path, seed: int, extra: list[str]) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+def _train_seconds(out: Path) -> float | None:
+    """Wall seconds of the run's GRPO steps (the sum of ``time/step`` in metrics.jsonl; evaluations excluded):
+    what overlap and synchronous arms are compared on at equal wall time."""
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return round(sum(r.get("time/step", 0.0) for r in rows), 1)
+
+
 def _task_rates(out: Path, name: str, which: str) -> list[float]:
     """Per-task pass@1 (correct / samples) of one evaluation of a run, in the set's task order."""
     return [t["c"] / t["n"] for t in json.loads((out / f"eval_{which}.json").read_text())["sets"][name]["tasks"]]
@@ -129,13 +139,15 @@ def main(
         entries, pooled = [], {}
         for seed in arm_seeds:
             ev = json.loads((run / "rl_learning" / f"{arm}_s{seed}" / "summary.json").read_text())["eval"]
+            seconds = _train_seconds(run / "rl_learning" / f"{arm}_s{seed}")
             for name, split in SPLITS.items():
                 e = ev[name]
                 g = e["gain_pass@1"]
                 entries.append({"seed": seed, "split": split, "tasks": e["tasks"],
                                 "samples_per_task": e["samples_per_task"], "before": e["before"]["pass@1"],
                                 "after": e["after"]["pass@1"], "gain": g["mean"], "ci95": [g["low"], g["high"]],
-                                "pass@k_before": e["before"], "pass@k_after": e["after"]})
+                                "pass@k_before": e["before"], "pass@k_after": e["after"],
+                                "train_seconds": seconds})
         for name, split in SPLITS.items():  # the tasks are the same in every seed: each task's gain averaged over seeds
             b, a = (np.mean([_task_rates(run / "rl_learning" / f"{arm}_s{seed}", name, which) for seed in arm_seeds],
                             axis=0) for which in ("before", "after"))

@@ -25,6 +25,7 @@ def _run(root: Path, arm: str, seed: int, before: list[tuple[int, int]], after: 
     ev = {name: {"tasks": len(after), "samples_per_task": 4, "before": entry(before), "after": entry(after),
                  "gain_pass@1": gain} for name in ("rl_heldout", "transfer")}
     (out / "summary.json").write_text(json.dumps({"eval": ev}))
+    (out / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "time/step": 1.5}) + "\n" for i in range(4)))
 
 
 def test_report_from_runs(tmp_path):
@@ -44,7 +45,7 @@ def test_report_from_runs(tmp_path):
                                                                     (1, "rl_heldout"), (1, "forgetting")]
     assert r["arms"]["forgetting_guard"] == r["arms"]["main"] and r["aliases"] == {"forgetting_guard": "main"}
     e = r["arms"]["main"][0]
-    assert (e["tasks"], e["samples_per_task"], e["before"], e["after"]) == (3, 4, 0.25, 0.5)
+    assert (e["tasks"], e["samples_per_task"], e["before"], e["after"], e["train_seconds"]) == (3, 4, 0.25, 0.5, 6.0)
     # pooled: per-task gains (0.5, 0, 0.25) and (0.5, 0.5, 0.25) averaged over the seeds: (0.5, 0.25, 0.25)
     assert abs(r["pooled"]["main"]["rl_heldout"]["mean"] - 1 / 3) < 1e-12
     assert r["pooled"]["paper_recipe"]["rl_heldout"]["mean"] == 0.0
