@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from rlvr.sandbox.worker import (
@@ -90,11 +89,7 @@ class BwrapWorker(Worker):
         self.container_id = f"bwrap:{self.proc.pid}"
         self.stream = PipeStream(host)
         self.memory_mb = None
-        self.jobs = 0
-        self.stream.send({"op": "ping", "nonce": "ping", "seq": 0})
-        reply = self.stream.recv(time.monotonic() + 30)
-        if reply.get("op") != "ping" or reply.get("pid") != 1:
-            raise ContainerLost(f"runner did not start properly under bwrap: {reply}")
+        self.handshake()
 
     def stop(self) -> None:
         if self.stream:

@@ -20,8 +20,8 @@ containers programs return (``collections.Counter``, ``defaultdict``, ``OrderedD
 builtin type objects. An object with a custom ``__eq__`` (or a subclass of ``int``/``list``...) cannot be
 encoded, so it can never be compared by anyone; the receiver rebuilds fresh objects of the same types.
 Integers of any size cross (large ones in hexadecimal: no decimal-conversion limit applies); a set's
-iteration order is kept (:class:`OrderedSet` on the receiving side), as plain Python would see it. The harness sends requests as length-prefixed
-``marshal`` frames (trusted data, fast to read here); the candidate answers with JSON lines written by
+iteration order is kept (:class:`OrderedSet` on the receiving side), as plain Python would see it.
+The harness sends requests as length-prefixed ``marshal`` frames (trusted data, fast to read here); the candidate answers with JSON lines written by
 :func:`to_json` (the harness parses them with ``json``, which is safe on untrusted input). This file
 uses only the standard library, and cheap modules at import time: it runs in the sandbox.
 """
@@ -96,7 +96,7 @@ def _enc(x, depth: int, seen: set):
         return {"__x": repr(x)}  # 'inf', '-inf', 'nan': JSON has no spelling for these
     if depth > _MAX_DEPTH:
         raise EncodeError("value nested too deeply")
-    if t in _CONTAINERS or t is OrderedSet:
+    if t in _CONTAINERS:
         if id(x) in seen:
             raise EncodeError("value contains a reference cycle")
         seen.add(id(x))
@@ -136,7 +136,7 @@ def _enc(x, depth: int, seen: set):
     raise EncodeError(f"cannot serialize a value of type {t.__module__}.{t.__qualname__}")
 
 
-_CONTAINERS = (list, tuple, set, frozenset, dict, Counter, OrderedDict, defaultdict, deque)
+_CONTAINERS = (list, tuple, set, OrderedSet, frozenset, dict, Counter, OrderedDict, defaultdict, deque)
 # operations on a handled object that run the program's own methods (in the program's process)
 _HANDLE_OPS = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,

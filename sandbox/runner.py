@@ -190,8 +190,9 @@ class TreeMeter:
     a readable cgroup, CPU comes from /proc (:func:`proc_tree_cpu`) and memory from rlimits and peaks."""
 
     def __init__(self):
-        self.cgroup = cgroup_cpu() is not None
-        self.cpu0, self.self0 = (cgroup_cpu() if self.cgroup else proc_tree_cpu()), time.process_time()
+        cpu = cgroup_cpu()
+        self.cgroup = cpu is not None
+        self.cpu0, self.self0 = (cpu if self.cgroup else proc_tree_cpu()), time.process_time()
         self.mem0 = cgroup_memory()
         self.peak = 0
 
@@ -199,7 +200,7 @@ class TreeMeter:
         if not self.cgroup:
             return max(0.0, proc_tree_cpu() - self.cpu0)
         now = cgroup_cpu()
-        if now is None or self.cpu0 is None:
+        if now is None:
             return 0.0
         return max(0.0, (now - self.cpu0) - (time.process_time() - self.self0))
 
@@ -649,16 +650,10 @@ def wipe(path):
         if parent is not None:
             try:
                 os.rmdir(name, dir_fd=parent)
-            except OSError:
-                ok = False
-                # a directory we cannot empty: stop descending into it again
-                return ok if not stack else _close_all(stack, ok)
-    return ok
-
-
-def _close_all(stack, ok):
-    for fd, _, _ in stack:
-        os.close(fd)
+            except OSError:  # a directory we cannot empty: stop (descending into it again would loop)
+                for fd, _, _ in stack:
+                    os.close(fd)
+                return False
     return ok
 
 
@@ -986,12 +981,11 @@ class Remote:
     methods (``assert f(x) == Point(1, 2)``), as in plain Python.
     """
 
-    __slots__ = ("_h", "_type", "_call")
+    __slots__ = ("_h", "_call")
 
-    def __init__(self, call, h, type_name):
+    def __init__(self, call, h):
         object.__setattr__(self, "_call", call)
         object.__setattr__(self, "_h", h)
-        object.__setattr__(self, "_type", type_name)
 
     def _op(self, what, *args, **kwargs):
         return self._call(what, self._h, list(args), kwargs)
@@ -1060,7 +1054,7 @@ def remote_caller(cand, cpu0, budget):
         return decode_value(value)
 
     CODEC["HOOKS"].update(encode=lambda x: [x._h] if type(x) is Remote else None,
-                          decode=lambda body: Remote(call, body[0], str(body[1])))
+                          decode=lambda body: Remote(call, body[0]))
     return call
 
 
@@ -1182,11 +1176,13 @@ class Job:
         SPARE.clear()
         if self.zygote is not None:
             SPARE.add(self.zygote.pid)
-        base = status_bytes(self.zygote.pid if self.zygote is not None else ZYGOTE.pid, b"VmRSS") if self.frame.get("run_python") else 0
+        # a Python test's process starts as a copy of its zygote: those resident pages are not its own
+        parent = self.zygote.pid if self.zygote is not None else ZYGOTE.pid
+        base = status_bytes(parent, b"VmRSS") if self.frame.get("run_python") else 0
         res = run_process(spec, stdin, self.tl, self.wall, self.out_limit, spawn=self.spawn,
                           memory_limit=self.memory_limit, base_rss=base)
         # nothing a test started may linger into the next test
-        kill_all_others(spare=[ZYGOTE.pid] + ([self.zygote.pid] if self.zygote is not None else []))
+        kill_all_others(spare=[ZYGOTE.pid, *SPARE])
         return res
 
     def harness_test(self, frame):

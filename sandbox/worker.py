@@ -208,11 +208,15 @@ class Worker:
         self._sock_holder = sock  # keep the SocketIO alive so the raw socket is not closed under us
         docker_retry()(api.start)(self.container_id)
         self.memory_mb = 512
+        self.handshake()
+
+    def handshake(self) -> None:
+        """A fresh runner on ``self.stream``: no jobs yet, and it must answer a ping as PID 1."""
         self.jobs = 0
         self.stream.send({"op": "ping", "nonce": "ping", "seq": 0})
         reply = self.stream.recv(time.monotonic() + 30)
         if reply.get("op") != "ping" or reply.get("pid") != 1:
-            raise ContainerLost(f"runner did not start properly: {reply}")
+            raise ContainerLost(f"runner of {self.container_id} did not start properly: {reply}")
 
     def stop(self) -> None:
         if self.stream:
