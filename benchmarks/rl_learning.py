@@ -14,6 +14,9 @@ so the script resumes). Arms (:data:`ARMS`):
 * ``sign_flip``: reward sign flipped (``algo.control=flip_reward``): held-out must fall;
 * ``lr0``: learning rate 0: exactly 0 (common random numbers);
 * ``synchronous``: the main configuration without the off-policy overlap (generation waits for training);
+* ``trace``: TraceRL's trajectory-aware log-prob estimator instead of coupled masks, at equal learner compute;
+* ``refill``, ``warmup``, ``group16``, ``epochs4``: DAPO's refill of zero-advantage groups; a 10% linear
+  learning-rate warm-up; 16 samples per group at the same samples per step; 4 PPO epochs per batch;
 * ``paper_recipe`` (no KL: Dream-Coder's RL recipe) and its shuffled-advantage and sign-flip controls.
 
 In the JSON, ``forgetting_guard`` (the issue's name for the main configuration with the KL option on) lists
@@ -51,6 +54,16 @@ ARMS = {
     "lr0": ["learner.optim.lr=0"],
     # issue 13 part 1: the main job overlaps generation with training; this arm does not (equal steps)
     "synchronous": ["trainer.off_policy_overlap=false"],
+    # issue 13 part 6: TraceRL's estimator (each token scored on the canvas the sampler decoded it from, the
+    # decode steps cut into 2 slices = the learner compute of coupled's mask pair)
+    "trace": ["algo.logprob_estimator=trace", "algo.trace_slices=2"],
+    # issue 13 part 5 ablations: DAPO's refill instead of substitution (more generation per step), and a
+    # linear learning-rate warm-up over the first 10% of steps
+    "refill": ["algo.zero_advantage=refill"],
+    "warmup": ["learner.optim.warmup_ratio=0.1"],
+    # ... twice the samples per group at the same samples per step (8 prompts x 16), and 4 PPO epochs per batch
+    "group16": ["rollout.n=16", "data.prompts_per_step=8"],
+    "epochs4": ["algo.ppo_epochs=4"],
     # Dream-Coder's RL recipe without a KL term (the main configuration before the KL anchor was measured)
     # and its controls
     "paper_recipe": ["algo.kl_coef=0"],
@@ -77,7 +90,10 @@ def _train(run: Path, out: Path, seed: int, extra: list[str]) -> dict:
         ".venv/bin/rlvr", "train", "-c", "recipes/configs/tiny/grpo.yaml",
         f"model.path={run}/sft2/model", f"data.train={run}/rl_split/train.jsonl",
         f"data.heldout={{rl_heldout: {run}/rl_split/heldout.jsonl, transfer: {run}/data/rl/heldout.jsonl}}",
-        f"trainer.out_dir={out}", f"trainer.seed={seed}", f"data.shuffle_seed={seed}", *extra,
+        f"trainer.out_dir={out}", f"trainer.seed={seed}", f"data.shuffle_seed={seed}",
+        # held-out pass@1 with the exact 1 token/step sampler (the main job evaluates with the cheaper rollout
+        # sampler); every run of this benchmark has used it, so its figures stay comparable
+        "trainer.eval_sampler={steps: 32, cache: none}", *extra,
     ]
     t0 = time.time()
     proc = subprocess.run(cmd)
@@ -95,6 +111,54 @@ def _train_seconds(out: Path) -> float | None:
         return None
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return round(sum(r.get("time/step", 0.0) for r in rows), 1)
+
+
+def _step_times(out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative GRPO wall seconds, training reward) per step of a run, from its metrics.jsonl."""
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return np.cumsum([r["time/step"] for r in rows]), np.array([r["reward/mean"] for r in rows])
+
+
+def _overlap_vs_synchronous(run: Path, done: dict[str, list[int]], figure: Path) -> list[dict]:
+    """Issue 13 part 1 at equal wall time: per seed where both ran, the mean step time of main (overlap) and of
+    the synchronous arm; both runs cut at the shorter one's GRPO seconds, the steps each had done and its
+    training reward over the last quarter of that time. Plots the training reward against wall seconds."""
+    seeds = sorted(set(done.get("main", [])) & set(done.get("synchronous", [])))
+    rows: list[dict] = []
+    if not seeds:
+        return rows
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(seeds), figsize=(5 * len(seeds), 3.4), squeeze=False)
+    for ax, seed in zip(axes[0], seeds, strict=True):
+        (tm, rm), (ts, rs) = (_step_times(run / "rl_learning" / f"{a}_s{seed}") for a in ("main", "synchronous"))
+        wall = min(tm[-1], ts[-1])  # both runs cut at the shorter one's GRPO seconds
+        last_m, last_s = rm[(tm > 0.75 * wall) & (tm <= wall)], rs[(ts > 0.75 * wall) & (ts <= wall)]
+        step_m, step_s = np.diff(tm, prepend=0).mean(), np.diff(ts, prepend=0).mean()
+        rows.append({"seed": seed, "main_s_per_step": float(step_m), "sync_s_per_step": float(step_s),
+                     "step_time_ratio": float(step_m / step_s), "main_seconds": float(tm[-1]),
+                     "sync_seconds": float(ts[-1]), "equal_wall_seconds": float(wall),
+                     "main_steps_at_equal_wall": int((tm <= wall).sum()),
+                     "sync_steps_at_equal_wall": int((ts <= wall).sum()),
+                     "main_reward_last_quarter": float(last_m.mean()),
+                     "sync_reward_last_quarter": float(last_s.mean())})
+        for t, r, label in ((tm, rm, "overlap (main)"), (ts, rs, "synchronous")):
+            smooth = np.convolve(r, np.ones(10) / 10, mode="valid")
+            ax.plot(t[9:], smooth, label=label)
+        ax.axvline(wall, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("GRPO wall seconds (evaluations excluded)")
+        ax.set_ylabel("training reward (mean of 10 steps)")
+        ax.set_title(f"seed {seed}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
+    return rows
 
 
 def _task_rates(out: Path, name: str, which: str) -> list[float]:
@@ -165,6 +229,7 @@ def main(
             a, m = (np.mean([_task_rates(run / "rl_learning" / f"{x}_s{seed}", name, "after") for seed in common],
                             axis=0) for x in (arm, "main"))
             results["vs_main"][arm][split] = {"seeds": common, **paired_bootstrap(a, m).to_dict()}
+    results["overlap_vs_synchronous"] = _overlap_vs_synchronous(run, done, figure.with_name(figure.stem + "_overlap.png"))
     for alias, arm in ALIASES.items():
         if arm in results["arms"]:
             results["arms"][alias] = results["arms"][arm]
@@ -177,6 +242,17 @@ def main(
         table += "| arm | seeds | rl_heldout: main - arm [95% CI] | forgetting: main - arm [95% CI] |\n|---|---|---|---|\n"
         table += "\n".join(f"| {arm} | {r['rl_heldout']['seeds']} | {_fmt(r['rl_heldout'])} | {_fmt(r['forgetting'])} |"
                             for arm, r in results["vs_main"].items())
+    if results["overlap_vs_synchronous"]:
+        table += ("\n\nOverlap (main) against synchronous at equal wall time, per seed: GRPO seconds per step (mean),"
+                  " and both runs cut at the shorter one's GRPO seconds: the steps each had done and its training reward"
+                  " over the last quarter of that time:\n\n"
+                  "| seed | s/step: main | s/step: synchronous | main / synchronous | equal wall seconds |"
+                  " main: steps, reward | synchronous: steps, reward |\n|---|---|---|---|---|---|---|\n")
+        table += "\n".join(
+            f"| {r['seed']} | {r['main_s_per_step']:.2f} | {r['sync_s_per_step']:.2f} | {r['step_time_ratio']:.2f} | "
+            f"{r['equal_wall_seconds']:.0f} | {r['main_steps_at_equal_wall']}, {r['main_reward_last_quarter']:.3f} | "
+            f"{r['sync_steps_at_equal_wall']}, {r['sync_reward_last_quarter']:.3f} |"
+            for r in results["overlap_vs_synchronous"])
     print(table)
     _figure(results, figure)
     if benchmarks_md.is_file() and BEGIN in benchmarks_md.read_text():
