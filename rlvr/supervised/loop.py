@@ -44,7 +44,7 @@ def train_loop(
     if loop.resume and latest_tag(ckpt_dir) is not None:
         start = int(engine.load(ckpt_dir)["step"])
     is_main = engine.rank == 0
-    log = MetricsLog(out / "metrics.jsonl", resume_step=start if start else None, enabled=is_main)
+    metrics_log = MetricsLog(out / "metrics.jsonl", resume_step=start if start else None, enabled=is_main)
     batches = micro_batches(start)
     engine.train()
     first_loss = last_loss = None
@@ -68,7 +68,7 @@ def train_loop(
             first_loss = row.get("loss") if first_loss is None else first_loss
             last_loss = row.get("loss")
             if done % loop.log_every == 0 or done == loop.steps:
-                log.log(done, **row)
+                metrics_log.log(done, **row)
             bar.update(done, loss=row.get("loss", float("nan")), lr=row["lr"])
             if loop.save_every and done % loop.save_every == 0 and done < loop.steps:
                 engine.save(ckpt_dir, {"step": done}, keep=loop.keep_checkpoints)

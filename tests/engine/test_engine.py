@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -57,11 +58,11 @@ def test_build_ds_config():
     assert cfg["gradient_clipping"] == 1.0 and cfg["bf16"] == {"enabled": False}
 
 
-def _run(out_dir, steps, zero_stage=0):
+def _run(out_dir, steps, zero_stage=0, progress=False):
     """A few SFT-like steps of a tiny DLM; uses both a per-step generator and the global torch RNG."""
     torch.manual_seed(0)
     model = DiffusionLM.from_pretrained(make_tiny_qwen(), mask_token_id=63)
-    loop = LoopConfig(out_dir=str(out_dir), steps=steps, micro_batch=2, grad_accum=2, progress=False)
+    loop = LoopConfig(out_dir=str(out_dir), steps=steps, micro_batch=2, grad_accum=2, progress=progress)
     engine = Engine(
         model,
         OptimConfig(lr=1e-2, warmup_ratio=0.25),
@@ -92,6 +93,17 @@ def _losses(out_dir):
     return {
         r["step"]: r["loss"] for r in map(json.loads, (out_dir / "metrics.jsonl").read_text().splitlines())
     }
+
+
+def test_progress_off_a_terminal_logs_lines_and_the_metrics_file_still_fills(tmp_path, caplog):
+    # the loop once passed its MetricsLog where Progress wanted a logger: every pretrain/SFT run off a
+    # terminal (scripts/main.sh > log) died at its first progress line
+    with caplog.at_level(logging.INFO, logger="rlvr.supervised.loop"):
+        summary, _ = _run(tmp_path / "run", 3, progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "rlvr.supervised.loop"]
+    assert [line.split(",")[0] for line in lines] == ["t step 1/3 (33.3%)", "t step 3/3 (100.0%)"]
+    assert summary["steps"] == 3
+    assert sorted(_losses(tmp_path / "run")) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("zero_stage", [0, pytest.param(2, marks=pytest.mark.slow)])
