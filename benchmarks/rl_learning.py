@@ -146,8 +146,8 @@ def _overlap_vs_synchronous(run: Path, done: dict[str, list[int]], figure: Path)
                      "main_reward_last_quarter": float(last_m.mean()),
                      "sync_reward_last_quarter": float(last_s.mean())})
         for t, r, label in ((tm, rm, "overlap (main)"), (ts, rs, "synchronous")):
-            smooth = np.convolve(r, np.ones(10) / 10, mode="valid")
-            ax.plot(t[9:], smooth, label=label)
+            k = min(10, len(r))
+            ax.plot(t[k - 1 :], np.convolve(r, np.ones(k) / k, mode="valid"), label=label)
         ax.axvline(wall, color="grey", lw=0.8, ls="--")
         ax.set_xlabel("GRPO wall seconds (evaluations excluded)")
         ax.set_ylabel("training reward (mean of 10 steps)")

@@ -11,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(root: Path, arm: str, seed: int, before: list[tuple[int, int]], after: list[tuple[int, int]]) -> None:
+def _run(root: Path, arm: str, seed: int, before: list[tuple[int, int]], after: list[tuple[int, int]],
+         steps: list[tuple[float, float]] | None = None) -> None:
+    """``steps``: (seconds, training reward) per GRPO step for metrics.jsonl (default 4 steps of 1.5 s)."""
     out = root / "rl_learning" / f"{arm}_s{seed}"
     out.mkdir(parents=True)
     for which, counts in (("before", before), ("after", after)):
@@ -25,7 +27,9 @@ def _run(root: Path, arm: str, seed: int, before: list[tuple[int, int]], after: 
     ev = {name: {"tasks": len(after), "samples_per_task": 4, "before": entry(before), "after": entry(after),
                  "gain_pass@1": gain} for name in ("rl_heldout", "transfer")}
     (out / "summary.json").write_text(json.dumps({"eval": ev}))
-    (out / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "time/step": 1.5}) + "\n" for i in range(4)))
+    steps = steps or [(1.5, 0.0)] * 4
+    (out / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": i + 1, "time/step": t, "reward/mean": r}) + "\n" for i, (t, r) in enumerate(steps)))
 
 
 def test_report_from_runs(tmp_path):
@@ -55,3 +59,24 @@ def test_report_from_runs(tmp_path):
     text = md.read_text()
     assert text.startswith("x\n") and text.endswith("y\n") and "old" not in text and "| paper_recipe | [0] |" in text
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_overlap_against_synchronous_at_equal_wall_time(tmp_path):
+    counts = [(1, 4), (2, 4)]
+    # main: 8 steps of 1 s (8 s); synchronous: 6 steps of 2 s (12 s) -> both cut at 8 s: main's 8 steps, the
+    # synchronous run's first 4; the last quarter of 8 s is (6, 8]: main's steps 7-8, synchronous step 4
+    _run(tmp_path, "main", 0, counts, counts, [(1.0, r) for r in (0, 0, 0, 0, 0, 0, 0.5, 0.7)])
+    _run(tmp_path, "synchronous", 0, counts, counts, [(2.0, r) for r in (0.1, 0.2, 0.3, 0.4, 0.9, 0.9)])
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "benchmarks/rl_learning.py", "--run", str(tmp_path), "--report-only",
+                           "--arms", "main", "--arms", "synchronous", "--seeds", "0", "--out-json", str(out),
+                           "--figure", str(tmp_path / "f.png"), "--benchmarks-md", str(tmp_path / "none.md")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())["overlap_vs_synchronous"]
+    assert row == {"seed": 0, "main_s_per_step": 1.0, "sync_s_per_step": 2.0, "step_time_ratio": 0.5,
+                   "main_seconds": 8.0, "sync_seconds": 12.0, "equal_wall_seconds": 8.0,
+                   "main_steps_at_equal_wall": 8, "sync_steps_at_equal_wall": 4,
+                   "main_reward_last_quarter": 0.6, "sync_reward_last_quarter": 0.4}
+    assert (tmp_path / "f_overlap.png").stat().st_size > 1000
+    assert "| 0 | 1.00 | 2.00 | 0.50 | 8 | 8, 0.600 | 4, 0.400 |" in proc.stdout
