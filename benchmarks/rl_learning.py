@@ -103,19 +103,12 @@ def _train(run: Path, out: Path, seed: int, extra: list[str]) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
-def _train_seconds(out: Path) -> float | None:
-    """Wall seconds of the run's GRPO steps (the sum of ``time/step`` in metrics.jsonl; evaluations excluded):
-    what overlap and synchronous arms are compared on at equal wall time."""
-    path = out / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return round(sum(r.get("time/step", 0.0) for r in rows), 1)
-
-
 def _step_times(out: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(cumulative GRPO wall seconds, training reward) per step of a run, from its metrics.jsonl."""
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    """(cumulative GRPO wall seconds, training reward) per step of a run, from its metrics.jsonl (evaluations
+    excluded): what overlap and synchronous arms are compared on at equal wall time."""
+    from rlvr.metrics import read_metrics
+
+    rows = read_metrics(out / "metrics.jsonl")
     return np.cumsum([r["time/step"] for r in rows]), np.array([r["reward/mean"] for r in rows])
 
 
@@ -203,7 +196,7 @@ def main(
         entries, pooled = [], {}
         for seed in arm_seeds:
             ev = json.loads((run / "rl_learning" / f"{arm}_s{seed}" / "summary.json").read_text())["eval"]
-            seconds = _train_seconds(run / "rl_learning" / f"{arm}_s{seed}")
+            seconds = round(float(_step_times(run / "rl_learning" / f"{arm}_s{seed}")[0][-1]), 1)
             for name, split in SPLITS.items():
                 e = ev[name]
                 g = e["gain_pass@1"]
