@@ -15,8 +15,9 @@ so the script resumes). Arms (:data:`ARMS`):
 * ``lr0``: learning rate 0: exactly 0 (common random numbers);
 * ``synchronous``: the main configuration without the off-policy overlap (generation waits for training);
 * ``trace``: TraceRL's trajectory-aware log-prob estimator instead of coupled masks, at equal learner compute;
-* ``refill``, ``warmup``, ``group16``, ``epochs4``: DAPO's refill of zero-advantage groups; a 10% linear
-  learning-rate warm-up; 16 samples per group at the same samples per step; 4 PPO epochs per batch;
+* ``refill``, ``warmup``, ``group16``, ``epochs4``, ``steps180``: DAPO's refill of zero-advantage groups; a 10%
+  linear learning-rate warm-up; 16 samples per group at the same samples per step; 4 PPO epochs per batch; 180
+  steps instead of 100 (about refill's wall time);
 * ``paper_recipe`` (no KL: Dream-Coder's RL recipe) and its shuffled-advantage and sign-flip controls.
 
 In the JSON, ``forgetting_guard`` (the issue's name for the main configuration with the KL option on) lists
@@ -64,6 +65,9 @@ ARMS = {
     # ... twice the samples per group at the same samples per step (8 prompts x 16), and 4 PPO epochs per batch
     "group16": ["rollout.n=16", "data.prompts_per_step=8"],
     "epochs4": ["algo.ppo_epochs=4"],
+    # ... and more steps over the RL-train split: 180 steps, about the GRPO wall seconds of the refill arm (1.8x
+    # main's), so refill and the main configuration can also be compared at equal compute
+    "steps180": ["trainer.total_steps=180"],
     # Dream-Coder's RL recipe without a KL term (the main configuration before the KL anchor was measured)
     # and its controls
     "paper_recipe": ["algo.kl_coef=0"],
@@ -217,7 +221,13 @@ def main(
         common = sorted(set(done[arm]) & set(done.get("main", [])))
         if arm == "main" or not common:
             continue
-        results["vs_main"][arm] = {}
+        # what the arm cost and what it trained to: GRPO seconds relative to main's, and the training reward
+        # over the last quarter of the steps, each averaged over the common seeds
+        times = {x: [_step_times(run / "rl_learning" / f"{x}_s{seed}") for seed in common] for x in (arm, "main")}
+        results["vs_main"][arm] = {
+            "train_seconds_ratio": float(np.mean([ta[-1] / tm[-1] for (ta, _), (tm, _) in zip(*times.values())])),
+            **{f"{'arm' if x == arm else 'main'}_reward_last_quarter": float(np.mean(
+                [r[len(r) - max(1, len(r) // 4):].mean() for _, r in times[x]])) for x in (arm, "main")}}
         for name, split in SPLITS.items():
             a, m = (np.mean([_task_rates(run / "rl_learning" / f"{x}_s{seed}", name, "after") for seed in common],
                             axis=0) for x in (arm, "main"))
@@ -231,10 +241,13 @@ def main(
     out_json.write_text(json.dumps(results, indent=2) + "\n")
     table = _table(results)
     if results["vs_main"]:
-        table += "\n\nMain minus each arm, after RL (paired per task, pooled over the seeds both ran):\n\n"
-        table += "| arm | seeds | rl_heldout: main - arm [95% CI] | forgetting: main - arm [95% CI] |\n|---|---|---|---|\n"
-        table += "\n".join(f"| {arm} | {r['rl_heldout']['seeds']} | {_fmt(r['rl_heldout'])} | {_fmt(r['forgetting'])} |"
-                            for arm, r in results["vs_main"].items())
+        table += ("\n\nMain minus each arm, after RL (paired per task, pooled over the seeds both ran), with the arm's"
+                  " GRPO wall seconds (evaluations excluded) relative to main's on the same seeds:\n\n")
+        table += ("| arm | seeds | rl_heldout: main - arm [95% CI] | forgetting: main - arm [95% CI] |"
+                  " GRPO seconds: arm / main | training reward, last quarter: arm (main) |\n|---|---|---|---|---|---|\n")
+        table += "\n".join(f"| {arm} | {r['rl_heldout']['seeds']} | {_fmt(r['rl_heldout'])} | {_fmt(r['forgetting'])} | "
+                            f"{r['train_seconds_ratio']:.2f} | {r['arm_reward_last_quarter']:.3f} "
+                            f"({r['main_reward_last_quarter']:.3f}) |" for arm, r in results["vs_main"].items())
     if results["overlap_vs_synchronous"]:
         table += ("\n\nOverlap (main) against synchronous at equal wall time, per seed: GRPO seconds per step (mean),"
                   " and both runs cut at the shorter one's GRPO seconds: the steps each had done and its training reward"

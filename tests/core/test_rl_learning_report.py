@@ -36,7 +36,8 @@ def test_report_from_runs(tmp_path):
     before = [(1, 4), (2, 4), (0, 4)]
     _run(tmp_path, "main", 0, before, [(3, 4), (2, 4), (1, 4)])
     _run(tmp_path, "main", 1, before, [(3, 4), (4, 4), (1, 4)])
-    _run(tmp_path, "paper_recipe", 0, before, [(1, 4), (2, 4), (0, 4)])  # no change: gain 0 exactly
+    # no change: gain 0 exactly; 4 steps of 3 s (twice main's seconds), training reward 0.2 then 0.6
+    _run(tmp_path, "paper_recipe", 0, before, [(1, 4), (2, 4), (0, 4)], [(3.0, 0.2)] * 3 + [(3.0, 0.6)])
     out = tmp_path / "r.json"
     md = tmp_path / "B.md"
     md.write_text("x\n<!-- rl_learning:begin (benchmarks/rl_learning.py writes this) -->\nold\n<!-- rl_learning:end -->\ny\n")
@@ -56,8 +57,11 @@ def test_report_from_runs(tmp_path):
     # main minus paper_recipe after RL on seed 0 (the only common seed): (0.5, 0, 0.25)
     vs = r["vs_main"]["paper_recipe"]["rl_heldout"]
     assert vs["seeds"] == [0] and abs(vs["mean"] - 0.25) < 1e-12
+    # cost and training reward: 12 s against main's 6 s; the last quarter of 4 steps is the last step
+    assert {k: v for k, v in r["vs_main"]["paper_recipe"].items() if k not in ("rl_heldout", "forgetting")} == {
+        "train_seconds_ratio": 2.0, "arm_reward_last_quarter": 0.6, "main_reward_last_quarter": 0.0}
     text = md.read_text()
-    assert text.startswith("x\n") and text.endswith("y\n") and "old" not in text and "| paper_recipe | [0] |" in text
+    assert text.startswith("x\n") and text.endswith("y\n") and "old" not in text and "| paper_recipe | [0] |" in text and "| 2.00 | 0.600 (0.000) |" in text
     assert (tmp_path / "f.png").stat().st_size > 1000
 
 
