@@ -116,6 +116,11 @@ def _step_times(out: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum([r["time/step"] for r in rows]), np.array([r["reward/mean"] for r in rows])
 
 
+def _last_quarter(rewards: tuple[np.ndarray, ...]) -> float:
+    """Training reward over the last quarter of the steps (at least one), averaged over the runs given."""
+    return float(np.mean([r[len(r) - max(1, len(r) // 4):].mean() for r in rewards]))
+
+
 def _overlap_vs_synchronous(run: Path, done: dict[str, list[int]], figure: Path) -> list[dict]:
     """Issue 13 part 1 at equal wall time: per seed where both ran, the mean step time of main (overlap) and of
     the synchronous arm; both runs cut at the shorter one's GRPO seconds, the steps each had done and its
@@ -223,11 +228,11 @@ def main(
             continue
         # what the arm cost and what it trained to: GRPO seconds relative to main's, and the training reward
         # over the last quarter of the steps, each averaged over the common seeds
-        times = {x: [_step_times(run / "rl_learning" / f"{x}_s{seed}") for seed in common] for x in (arm, "main")}
+        (ta, ra), (tm, rm) = (zip(*(_step_times(run / "rl_learning" / f"{x}_s{seed}") for seed in common))
+                              for x in (arm, "main"))
         results["vs_main"][arm] = {
-            "train_seconds_ratio": float(np.mean([ta[-1] / tm[-1] for (ta, _), (tm, _) in zip(*times.values())])),
-            **{f"{'arm' if x == arm else 'main'}_reward_last_quarter": float(np.mean(
-                [r[len(r) - max(1, len(r) // 4):].mean() for _, r in times[x]])) for x in (arm, "main")}}
+            "train_seconds_ratio": float(np.mean([a[-1] / m[-1] for a, m in zip(ta, tm)])),
+            "arm_reward_last_quarter": _last_quarter(ra), "main_reward_last_quarter": _last_quarter(rm)}
         for name, split in SPLITS.items():
             a, m = (np.mean([_task_rates(run / "rl_learning" / f"{x}_s{seed}", name, "after") for seed in common],
                             axis=0) for x in (arm, "main"))

@@ -61,7 +61,8 @@ def test_report_from_runs(tmp_path):
     assert {k: v for k, v in r["vs_main"]["paper_recipe"].items() if k not in ("rl_heldout", "forgetting")} == {
         "train_seconds_ratio": 2.0, "arm_reward_last_quarter": 0.6, "main_reward_last_quarter": 0.0}
     text = md.read_text()
-    assert text.startswith("x\n") and text.endswith("y\n") and "old" not in text and "| paper_recipe | [0] |" in text and "| 2.00 | 0.600 (0.000) |" in text
+    assert text.startswith("x\n") and text.endswith("y\n") and "old" not in text
+    assert "| paper_recipe | [0] |" in text and "| 2.00 | 0.600 (0.000) |" in text
     assert (tmp_path / "f.png").stat().st_size > 1000
 
 
