@@ -15,9 +15,9 @@ so the script resumes). Arms (:data:`ARMS`):
 * ``lr0``: learning rate 0: exactly 0 (common random numbers);
 * ``synchronous``: the main configuration without the off-policy overlap (generation waits for training);
 * ``trace``: TraceRL's trajectory-aware log-prob estimator instead of coupled masks, at equal learner compute;
-* ``refill``, ``warmup``, ``group16``, ``epochs4``, ``steps180``: DAPO's refill of zero-advantage groups; a 10%
-  linear learning-rate warm-up; 16 samples per group at the same samples per step; 4 PPO epochs per batch; 180
-  steps instead of 100 (about refill's wall time);
+* ``refill``, ``warmup``, ``group16``, ``epochs4``, ``steps180``, ``refill_budget``: DAPO's refill of
+  zero-advantage groups; a 10% linear learning-rate warm-up; 16 samples per group at the same samples per step; 4
+  PPO epochs per batch; 180 steps instead of 100; refill for 50 steps (main's GRPO seconds);
 * ``paper_recipe`` (no KL: Dream-Coder's RL recipe) and its shuffled-advantage and sign-flip controls.
 
 In the JSON, ``forgetting_guard`` (the issue's name for the main configuration with the KL option on) lists
@@ -68,12 +68,19 @@ ARMS = {
     # ... and more steps over the RL-train split: 180 steps, about the GRPO wall seconds of the refill arm (1.8x
     # main's), so refill and the main configuration can also be compared at equal compute
     "steps180": ["trainer.total_steps=180"],
+    # ... and refill within the main job's GRPO seconds (main: 100 steps at 9.25 s on idle cores). A refill step
+    # costs more as the policy learns (more groups come back all right or all wrong): 17.3 s over the first 43
+    # steps, 21.7 s over 100, so 50 steps
+    "refill_budget": ["algo.zero_advantage=refill", "trainer.total_steps=50"],
     # Dream-Coder's RL recipe without a KL term (the main configuration before the KL anchor was measured)
     # and its controls
     "paper_recipe": ["algo.kl_coef=0"],
     "paper_recipe_shuffled_advantages": ["algo.kl_coef=0", "algo.control=shuffle_advantages"],
     "paper_recipe_sign_flip": ["algo.kl_coef=0", "algo.control=flip_reward"],
 }
+# Head to head, A minus B (main against every arm is always reported): refill against the arms that spend about
+# its GRPO seconds on more optimisation of main's samples instead of more sampling
+PAIRS = [("refill", "steps180"), ("refill", "epochs4")]
 # The issue's "forgetting_guard" (the main configuration with the KL or replay option on) is the main
 # configuration itself now that it has the KL anchor: its entries are main's.
 ALIASES = {"forgetting_guard": "main"}
@@ -163,6 +170,37 @@ def _overlap_vs_synchronous(run: Path, done: dict[str, list[int]], figure: Path)
     return rows
 
 
+def _versus(run: Path, done: dict[str, list[int]], ref: str, arm: str) -> dict | None:
+    """``ref`` minus ``arm`` after RL, paired per task (same tasks, same sampling seeds), each task averaged over
+    the seeds both ran, bootstrapped over tasks; with what ``arm`` cost (GRPO seconds relative to ``ref``'s) and
+    what each trained to (training reward over the last quarter of the steps), averaged over those seeds.
+    None when they share no seed."""
+    from rlvr.stats import paired_bootstrap
+
+    common = sorted(set(done.get(ref, [])) & set(done.get(arm, [])))
+    if not common:
+        return None
+    (ta, ra), (tr, rr) = (zip(*(_step_times(run / "rl_learning" / f"{x}_s{seed}") for seed in common))
+                          for x in (arm, ref))
+    out = {"train_seconds_ratio": float(np.mean([a[-1] / r[-1] for a, r in zip(ta, tr)])),
+           "arm_reward_last_quarter": _last_quarter(ra), "ref_reward_last_quarter": _last_quarter(rr)}
+    for name, split in SPLITS.items():
+        a, r = (np.mean([_task_rates(run / "rl_learning" / f"{x}_s{seed}", name, "after") for seed in common],
+                        axis=0) for x in (arm, ref))
+        out[split] = {"seeds": common, **paired_bootstrap(a, r).to_dict()}
+    return out
+
+
+def _versus_table(key: str, diff: str, cost: str, reward: str, rows: dict[str, dict]) -> str:
+    """Markdown rows of ``_versus`` results, keyed by arm or pair name."""
+    head = (f"| {key} | seeds | rl_heldout: {diff} [95% CI] | forgetting: {diff} [95% CI] | GRPO seconds: {cost} |"
+            f" training reward, last quarter: {reward} |\n|---|---|---|---|---|---|\n")
+    return head + "\n".join(
+        f"| {k} | {r['rl_heldout']['seeds']} | {_fmt(r['rl_heldout'])} | {_fmt(r['forgetting'])} | "
+        f"{r['train_seconds_ratio']:.2f} | {r['arm_reward_last_quarter']:.3f} ({r['ref_reward_last_quarter']:.3f}) |"
+        for k, r in rows.items())
+
+
 def _task_rates(out: Path, name: str, which: str) -> list[float]:
     """Per-task pass@1 (correct / samples) of one evaluation of a run, in the set's task order."""
     return [t["c"] / t["n"] for t in json.loads((out / f"eval_{which}.json").read_text())["sets"][name]["tasks"]]
@@ -219,24 +257,9 @@ def main(
                             axis=0) for which in ("before", "after"))
             pooled[split] = {"seeds": arm_seeds, **paired_bootstrap(b, a).to_dict()}
         results["arms"][arm], results["pooled"][arm] = entries, pooled
-    # ablation rows: main against each other arm after RL, paired per task (same tasks, same sampling seeds),
-    # each task averaged over the seeds both ran, bootstrapped over tasks
-    results["vs_main"] = {}
-    for arm in done:
-        common = sorted(set(done[arm]) & set(done.get("main", [])))
-        if arm == "main" or not common:
-            continue
-        # what the arm cost and what it trained to: GRPO seconds relative to main's, and the training reward
-        # over the last quarter of the steps, each averaged over the common seeds
-        (ta, ra), (tm, rm) = (zip(*(_step_times(run / "rl_learning" / f"{x}_s{seed}") for seed in common))
-                              for x in (arm, "main"))
-        results["vs_main"][arm] = {
-            "train_seconds_ratio": float(np.mean([a[-1] / m[-1] for a, m in zip(ta, tm)])),
-            "arm_reward_last_quarter": _last_quarter(ra), "main_reward_last_quarter": _last_quarter(rm)}
-        for name, split in SPLITS.items():
-            a, m = (np.mean([_task_rates(run / "rl_learning" / f"{x}_s{seed}", name, "after") for seed in common],
-                            axis=0) for x in (arm, "main"))
-            results["vs_main"][arm][split] = {"seeds": common, **paired_bootstrap(a, m).to_dict()}
+    # ablation rows: main against each other arm, and the head-to-head PAIRS
+    results["vs_main"] = {arm: v for arm in done if arm != "main" and (v := _versus(run, done, "main", arm))}
+    results["pairs"] = {f"{ref} - {arm}": v for ref, arm in PAIRS if (v := _versus(run, done, ref, arm))}
     results["overlap_vs_synchronous"] = _overlap_vs_synchronous(run, done, figure.with_name(figure.stem + "_overlap.png"))
     for alias, arm in ALIASES.items():
         if arm in results["arms"]:
@@ -248,11 +271,10 @@ def main(
     if results["vs_main"]:
         table += ("\n\nMain minus each arm, after RL (paired per task, pooled over the seeds both ran), with the arm's"
                   " GRPO wall seconds (evaluations excluded) relative to main's on the same seeds:\n\n")
-        table += ("| arm | seeds | rl_heldout: main - arm [95% CI] | forgetting: main - arm [95% CI] |"
-                  " GRPO seconds: arm / main | training reward, last quarter: arm (main) |\n|---|---|---|---|---|---|\n")
-        table += "\n".join(f"| {arm} | {r['rl_heldout']['seeds']} | {_fmt(r['rl_heldout'])} | {_fmt(r['forgetting'])} | "
-                            f"{r['train_seconds_ratio']:.2f} | {r['arm_reward_last_quarter']:.3f} "
-                            f"({r['main_reward_last_quarter']:.3f}) |" for arm, r in results["vs_main"].items())
+        table += _versus_table("arm", "main - arm", "arm / main", "arm (main)", results["vs_main"])
+    if results["pairs"]:
+        table += "\n\nHead to head: A minus B after RL, paired per task as above:\n\n"
+        table += _versus_table("A - B", "A - B", "B / A", "B (A)", results["pairs"])
     if results["overlap_vs_synchronous"]:
         table += ("\n\nOverlap (main) against synchronous at equal wall time, per seed: GRPO seconds per step (mean),"
                   " and both runs cut at the shorter one's GRPO seconds: the steps each had done and its training reward"

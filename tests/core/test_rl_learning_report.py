@@ -59,11 +59,36 @@ def test_report_from_runs(tmp_path):
     assert vs["seeds"] == [0] and abs(vs["mean"] - 0.25) < 1e-12
     # cost and training reward: 12 s against main's 6 s; the last quarter of 4 steps is the last step
     assert {k: v for k, v in r["vs_main"]["paper_recipe"].items() if k not in ("rl_heldout", "forgetting")} == {
-        "train_seconds_ratio": 2.0, "arm_reward_last_quarter": 0.6, "main_reward_last_quarter": 0.0}
+        "train_seconds_ratio": 2.0, "arm_reward_last_quarter": 0.6, "ref_reward_last_quarter": 0.0}
     text = md.read_text()
     assert text.startswith("x\n") and text.endswith("y\n") and "old" not in text
     assert "| paper_recipe | [0] |" in text and "| 2.00 | 0.600 (0.000) |" in text
     assert (tmp_path / "f.png").stat().st_size > 1000
+    assert r["pairs"] == {}  # no PAIRS arm was run
+
+
+def test_head_to_head_pairs(tmp_path):
+    """refill minus steps180 (a PAIRS entry) after RL; refill minus epochs4 is left out: epochs4 has no run."""
+    before = [(1, 4), (2, 4), (0, 4)]
+    _run(tmp_path, "refill", 0, before, [(4, 4), (2, 4), (1, 4)], [(2.0, 0.5)] * 4)
+    _run(tmp_path, "steps180", 0, before, [(2, 4), (2, 4), (2, 4)], [(1.0, 0.25)] * 8)
+    out = tmp_path / "r.json"
+    md = tmp_path / "B.md"
+    md.write_text("<!-- rl_learning:begin (benchmarks/rl_learning.py writes this) -->\n<!-- rl_learning:end -->\n")
+    proc = subprocess.run([sys.executable, "benchmarks/rl_learning.py", "--run", str(tmp_path), "--report-only",
+                           "--arms", "refill", "--arms", "steps180", "--arms", "epochs4", "--seeds", "0",
+                           "--out-json", str(out), "--figure", str(tmp_path / "f.png"), "--benchmarks-md", str(md)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert r["vs_main"] == {} and list(r["pairs"]) == ["refill - steps180"]
+    p = r["pairs"]["refill - steps180"]
+    # per task after RL: refill (1, 0.5, 0.25) minus steps180 (0.5, 0.5, 0.5) = (0.5, 0, -0.25), mean 1/12
+    assert p["rl_heldout"]["seeds"] == [0] and abs(p["rl_heldout"]["mean"] - 1 / 12) < 1e-12
+    # steps180: 8 s of GRPO against refill's 8 s; training reward over the last quarter 0.25 against 0.5
+    assert {k: v for k, v in p.items() if k not in ("rl_heldout", "forgetting")} == {
+        "train_seconds_ratio": 1.0, "arm_reward_last_quarter": 0.25, "ref_reward_last_quarter": 0.5}
+    assert "| refill - steps180 | [0] | +0.083 [" in md.read_text()
 
 
 def test_overlap_against_synchronous_at_equal_wall_time(tmp_path):
