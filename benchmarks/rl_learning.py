@@ -65,8 +65,8 @@ ARMS = {
     # ... twice the samples per group at the same samples per step (8 prompts x 16), and 4 PPO epochs per batch
     "group16": ["rollout.n=16", "data.prompts_per_step=8"],
     "epochs4": ["algo.ppo_epochs=4"],
-    # ... and more steps over the RL-train split: 180 steps, about the GRPO wall seconds of the refill arm (1.8x
-    # main's), so refill and the main configuration can also be compared at equal compute
+    # ... and more steps over the RL-train split: 180 steps (1.8x main's seconds, 0.77x the refill arm's), the
+    # seconds refill spends on sampling spent on optimisation instead (compared head to head in PAIRS)
     "steps180": ["trainer.total_steps=180"],
     # ... and refill within the main job's GRPO seconds (main: 100 steps at 9.25 s on idle cores). A refill step
     # costs more as the policy learns (more groups come back all right or all wrong): 17.3 s over the first 43
